@@ -1,0 +1,115 @@
+"""The core operations every front door calls: capture, save, list, show, diff.
+
+Magics, CLI and (later) the REST handlers are thin wrappers over these functions, so a behaviour fixed here
+is fixed everywhere.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, manifest
+from .diff import ManifestDiff, diff_manifests
+from .gpu import probe_gpus
+from .probe_runner import run_probe
+from .store import Store, split_reference, validate_name
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What ``save`` did: where the manifest went, and whether it replaced a different one."""
+
+    path: Path
+    manifest: dict
+    previous_digest: str | None
+
+
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """One line of ``list``: enough to choose a snapshot without opening it."""
+
+    name: str
+    created: str
+    python: str
+    torch: str | None
+    cuda: str | None
+    gpu: str | None
+    packages: int
+    revisions: int
+    digest: str
+
+
+def open_store(project: str | os.PathLike | None = None) -> Store:
+    """``--project DIR`` if given (must exist), else the nearest ancestor with ``.yolosnap/``, else cwd."""
+    return Store(project, explicit=project is not None)
+
+
+def capture(name: str = "live", python: str | None = None, project: str | os.PathLike | None = None) -> dict:
+    """A manifest of ``python``'s environment (default: this interpreter) plus this host's GPUs."""
+    validate_name(name)
+    store = open_store(project)
+    captured = run_probe(python, project_dir=str(store.project))
+    return manifest.build_manifest(name, captured, probe_gpus(), __version__)
+
+
+def save(name: str, python: str | None = None, project: str | os.PathLike | None = None) -> Saved:
+    """Capture and store under ``name``; the previous revision, if different, moves to history."""
+    validate_name(name)
+    store = open_store(project)
+    new = manifest.validate(capture(name, python, store.project), where=f"the capture of {python or 'this kernel'}")
+    previous = None
+    if name in store.names():
+        try:
+            previous = store.load(name)["digest"]
+        except Exception:  # a corrupt previous file is archived as it is, not fatal to a new save
+            previous = "unreadable"
+    return Saved(store.save(new), new, previous)
+
+
+def load(ref: str, project: str | os.PathLike | None = None) -> dict:
+    """The manifest stored as ``name`` or ``name@N``."""
+    return open_store(project).load(ref)
+
+
+def summarize(data: dict, revisions: int = 1) -> SnapshotSummary:
+    """The headline facts of one manifest."""
+    cuda = data.get("cuda") or {}
+    torch = cuda.get("torch") or {}
+    gpus = (data.get("gpu") or {}).get("gpus") or []
+    gpu = None
+    if gpus:
+        gpu = gpus[0]["name"] + (f" x{len(gpus)}" if len(gpus) > 1 else "")
+    return SnapshotSummary(
+        name=data["name"], created=data.get("created", ""), python=data["python"]["version"],
+        torch=torch.get("version"), cuda=torch.get("cuda") or (cuda.get("nvcc") or {}).get("version"),
+        gpu=gpu, packages=len(data.get("packages", [])), revisions=revisions, digest=data["digest"])
+
+
+def list_snapshots(project: str | os.PathLike | None = None) -> list[SnapshotSummary]:
+    """Every snapshot in the project, by name."""
+    store = open_store(project)
+    return [summarize(store.load(name), len(store.revisions(name))) for name in store.names()]
+
+
+def history(name: str, project: str | os.PathLike | None = None) -> list[SnapshotSummary]:
+    """Every revision of one snapshot, oldest first (``name@1`` is the first)."""
+    store = open_store(project)
+    name, _ = split_reference(name)
+    revisions = store.revisions(name)
+    store.path_of(name)  # raises a clear error when there are none
+    return [summarize(store.load(f"{name}@{r.number}"), r.number) for r in revisions]
+
+
+def diff(ref: str, other: str | None = None, python: str | None = None,
+         project: str | os.PathLike | None = None) -> ManifestDiff:
+    """``ref`` against ``other`` (a stored snapshot) or, without one, against a live interpreter."""
+    store = open_store(project)
+    old = store.load(ref)
+    if other is not None:
+        new = store.load(other)
+        label = other
+    else:
+        new = capture("live", python, store.project)
+        label = python or "this kernel"
+    return diff_manifests(old, new, old_label=ref, new_label=label)

@@ -1,0 +1,29 @@
+"""``yolosnap``: the command line for CI and terminals, over the same commands as ``%snapshot``.
+
+Exit codes: 0 success (and, for ``diff``, identical), 1 ``diff`` found differences, 2 any error.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from .commands import build_parser, execute
+from .exceptions import YolosnapError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        outcome = execute(args)
+    except YolosnapError as err:
+        print(f"yolosnap: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("yolosnap: interrupted", file=sys.stderr)
+        return 2
+    print(outcome.shown)
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Every error a user can see, in one place.
+
+Each message is one line that says what is wrong and what to do. Front doors turn these into their own
+form: the CLI prints ``yolosnap: <message>`` and exits 2, the magics raise IPython's ``UsageError`` so the
+notebook shows the line without a traceback. IPython is not imported here, so the CLI starts fast.
+"""
+from __future__ import annotations
+
+
+class YolosnapError(Exception):
+    """Base of every error this package raises on purpose; ``str(err)`` is the user-facing line."""
+
+
+class InvalidName(YolosnapError):
+    """A snapshot name that cannot be a folder name on every platform."""
+
+
+class SnapshotNotFound(YolosnapError):
+    """The named snapshot (or revision of it) is not in the project's store."""
+
+
+class ManifestError(YolosnapError):
+    """A manifest that cannot be read: not JSON, wrong shape, or written by a newer version."""
+
+
+class StoreError(YolosnapError):
+    """The store cannot be written (read-only project, full disk) or is locked."""
+
+
+class CaptureError(YolosnapError):
+    """The interpreter to capture cannot be run or did not answer like a Python."""
+
+
+class EngineError(YolosnapError):
+    """The Docker engine is missing, unreachable, or refused an operation."""
+
+
+class UsageFailure(YolosnapError):
+    """Bad magic arguments (argparse's complaint, raised instead of exiting the kernel)."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,48 @@
+"""``%snapshot``: the notebook's front door, a thin layer over :mod:`jupyter_yolosnap.commands`.
+
+Errors become IPython ``UsageError``s: one line in the notebook, no traceback.
+"""
+from __future__ import annotations
+
+import shlex
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+
+from .commands import build_parser, execute
+from .exceptions import UsageFailure, YolosnapError
+
+_HELP = build_parser(prog="%snapshot").format_help()
+
+
+@magics_class
+class SnapshotMagics(Magics):
+    """Magics that snapshot this kernel's environment."""
+
+    @line_magic
+    def snapshot(self, line: str):
+        """Run ``%snapshot COMMAND ...``; with no ``--python``, the environment captured is this kernel's."""
+        try:
+            args = build_parser(prog="%snapshot", raising=True).parse_args(shlex.split(line))
+            outcome = execute(args)
+        except UsageFailure as err:
+            if err.status == 0:  # --help / --version: argparse printed them already
+                return None
+            raise UsageError(str(err)) from None
+        except YolosnapError as err:
+            raise UsageError(str(err)) from None
+        except ValueError as err:  # shlex: unbalanced quotes
+            raise UsageError(f"%snapshot: {err}") from None
+        return outcome.shown
+
+    snapshot.__doc__ = f"""Snapshot this kernel's environment, list, show and diff snapshots.
+
+Examples::
+
+    %snapshot save yolo-v5-base
+    %snapshot list
+    %snapshot show yolo-v5-base
+    %snapshot diff yolo-v5-base          # against this kernel, now
+    %snapshot diff yolo-v5-base@1 yolo-v5-base
+
+{_HELP}"""

@@ -1,0 +1,140 @@
+"""Tables for people: plain text for terminals, HTML for notebooks, from the same rows.
+
+Each ``render_*`` returns a :class:`Message`, which prints as text and shows as HTML in a notebook (the
+jupysql habit), so magics and CLI share one renderer.
+"""
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+from .api import Saved, SnapshotSummary
+from .diff import INFORMATIONAL, SECTIONS, ManifestDiff
+
+
+class Message:
+    """A titled table: ``str()`` gives aligned text, ``_repr_html_`` an HTML table."""
+
+    def __init__(self, title: str, header: Sequence[str] = (), rows: Sequence[Sequence[object]] = (),
+                 footer: str = ""):
+        self.title, self.header, self.footer = title, list(header), footer
+        self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+
+    def __str__(self) -> str:
+        lines = [self.title]
+        if self.rows:
+            table = [self.header, *self.rows] if self.header else self.rows
+            widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+            fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+            if self.header:
+                lines += [fmt.format(*self.header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
+            lines += [fmt.format(*row).rstrip() for row in self.rows]
+        if self.footer:
+            lines.append(self.footer)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        parts = [f"<div class='yolosnap'><p><b>{esc(self.title)}</b></p>"]
+        if self.rows:
+            parts.append("<table><thead><tr>" + "".join(f"<th style='text-align:left'>{esc(h)}</th>"
+                                                        for h in self.header) + "</tr></thead><tbody>")
+            parts += ["<tr>" + "".join(f"<td style='text-align:left'>{esc(c)}</td>" for c in row) + "</tr>"
+                      for row in self.rows]
+            parts.append("</tbody></table>")
+        if self.footer:
+            parts.append(f"<p>{esc(self.footer)}</p>")
+        return "".join(parts) + "</div>"
+
+
+def render_saved(saved: Saved) -> Message:
+    m = saved.manifest
+    torch = (m.get("cuda") or {}).get("torch") or {}
+    note = ("first revision" if saved.previous_digest is None else
+            "unchanged since the last save" if saved.previous_digest == m["digest"] else
+            "previous revision kept in history/")
+    rows = [("python", m["python"]["version"]), ("packages", len(m["packages"])),
+            ("torch", torch.get("version") or "-"), ("cuda / cudnn", f"{torch.get('cuda') or '-'} / "
+                                                                     f"{torch.get('cudnn') or '-'}"),
+            ("gpu", _gpu(m)), ("digest", m["digest"][:19]), ("file", saved.path)]
+    return Message(f"Saved snapshot {m['name']!r} ({note})", ("", ""), rows)
+
+
+def _gpu(m: dict) -> str:
+    gpu = m.get("gpu") or {}
+    names = [g["name"] for g in gpu.get("gpus") or []]
+    if not names:
+        return "no GPU" if gpu.get("status") != "error" else f"error: {gpu.get('detail')}"
+    return f"{names[0]}{' x%d' % len(names) if len(names) > 1 else ''} (driver {gpu.get('driver_version')})"
+
+
+def render_list(summaries: list[SnapshotSummary], project: object) -> Message:
+    rows = [(s.name, s.created, s.python, s.torch or "-", s.cuda or "-", s.gpu or "-", s.packages, s.revisions)
+            for s in summaries]
+    footer = "" if rows else "No snapshots yet: %snapshot save NAME (or yolosnap save NAME) makes one."
+    return Message(f"Snapshots in {project}", ("name", "saved", "python", "torch", "cuda", "gpu", "packages",
+                                                "revisions"), rows, footer)
+
+
+def render_history(summaries: list[SnapshotSummary], name: str) -> Message:
+    rows = [(f"{name}@{s.revisions}", s.created, s.python, s.packages, s.digest[:19]) for s in summaries]
+    return Message(f"Revisions of {name!r} (the last is current)", ("ref", "saved", "python", "packages",
+                                                                    "digest"), rows)
+
+
+def render_manifest(m: dict) -> Message:
+    torch = (m.get("cuda") or {}).get("torch") or {}
+    os_info = m.get("os") or {}
+    libs = m.get("native_libs") or []
+    git = m.get("git") or {}
+    rows = [
+        ("python", f"{m['python']['version']} ({m['python'].get('implementation')}, "
+                   f"{m['python'].get('environment')}, {m['python'].get('machine')})"),
+        ("packages", f"{len(m['packages'])} ({_source_counts(m['packages'])})"),
+        ("torch", f"{torch.get('version') or '-'} cuda {torch.get('cuda') or '-'} cudnn {torch.get('cudnn') or '-'}"),
+        ("gpu", _gpu(m)),
+        ("os", f"{os_info.get('pretty_name') or os_info.get('id')}, libc {(os_info.get('libc') or {}).get('version')}"
+               f", {len(os_info.get('packages') or [])} system packages"),
+        ("native libraries", ", ".join(f"{lib['soname']} ({lib.get('package') or lib['status']})"
+                                       for lib in libs if lib["status"] in ("system", "missing")) or "-"),
+        ("git", f"{git.get('commit', '')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "-"),
+        ("saved", m.get("created")), ("digest", m["digest"]),
+    ]
+    pkg_rows = [(p["name"], p["version"], p["source"], p.get("url") or "") for p in m["packages"]]
+    summary = Message(f"Snapshot {m['name']!r}", ("", ""), rows)
+    packages = Message("Packages", ("name", "version", "source", "from"), pkg_rows)
+    return _Joined(summary, packages)
+
+
+def _source_counts(packages: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for p in packages:
+        counts[p["source"]] = counts.get(p["source"], 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+def render_diff(result: ManifestDiff) -> Message:
+    order = {s: i for i, s in enumerate(SECTIONS)}
+    rows = [(c.section + (" (info)" if c.section in INFORMATIONAL else ""), c.item, c.kind, c.old or "-",
+             c.new or "-") for c in sorted(result.changes, key=lambda c: order.get(c.section, 99))]
+    title = f"{result.old_label} -> {result.new_label}: " + (
+        "identical" if result.identical else f"{len(result.drift)} difference(s)")
+    return Message(title, ("section", "item", "change", result.old_label, result.new_label), rows)
+
+
+class _Joined(Message):
+    """Several messages shown one after another."""
+
+    def __init__(self, *parts: Message):
+        super().__init__(parts[0].title)
+        self.parts = parts
+
+    def __str__(self) -> str:
+        return "\n\n".join(str(p) for p in self.parts)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return "".join(p._repr_html_() for p in self.parts)
