@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .exceptions import ManifestError
@@ -23,8 +23,7 @@ UNDIGESTED = ("name", "created", "tool", "digest")
 @lru_cache(maxsize=None)
 def schema() -> dict:
     """The JSON Schema of the current manifest version."""
-    text = resources.files(__package__).joinpath(f"schema/snapshot-v{SCHEMA_VERSION}.schema.json").read_text()
-    return json.loads(text)
+    return json.loads((Path(__file__).parent / "schema" / f"snapshot-v{SCHEMA_VERSION}.schema.json").read_text())
 
 
 def compute_digest(manifest: dict) -> str:

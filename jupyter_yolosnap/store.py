@@ -124,8 +124,11 @@ class Store:
             raise StoreError(f"cannot read {path}: {err.strerror}; check its permissions") from None
         return manifest_io.loads(text, where=str(path))
 
-    def save(self, manifest: dict) -> Path:
-        """Write ``manifest`` as the current revision of its name, keeping the previous one in history."""
+    def save(self, manifest: dict) -> tuple[Path, str | None]:
+        """Write ``manifest`` as the current revision of its name, keeping the previous one in history.
+
+        Returns the manifest's path and the digest of the revision it replaced (None for a first save).
+        """
         name = validate_name(manifest["name"])
         text = manifest_io.dumps(manifest)
         folder = self.folder(name)
@@ -136,16 +139,17 @@ class Store:
             with self._locked(name):
                 current = folder / MANIFEST_FILE
                 temp = _write_temp(folder, text)
+                previous = None
                 try:
                     if current.is_file():
-                        self._archive(current, manifest.get("digest"))
+                        previous = self._archive(current, manifest.get("digest"))
                     os.replace(temp, current)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         os.unlink(temp)
                     raise
             _fsync_dir(folder)
-            return current
+            return current, previous
         except OSError as err:
             for path in reversed(created_folders):
                 shutil.rmtree(path, ignore_errors=True)
@@ -157,8 +161,8 @@ class Store:
         if not ignore.exists():
             os.replace(_write_temp(self.root, _STORE_GITIGNORE), ignore)
 
-    def _archive(self, current: Path, new_digest: str | None) -> None:
-        """Keep the manifest being replaced, unless it holds the same environment as the new one."""
+    def _archive(self, current: Path, new_digest: str | None) -> str:
+        """Keep the manifest being replaced, unless it holds the same environment; return its digest."""
         try:
             previous = json.loads(current.read_text(encoding="utf-8"))
         except ValueError:
@@ -166,7 +170,7 @@ class Store:
         if not isinstance(previous, dict):
             previous = {"created": "unreadable", "digest": "sha256:" + os.urandom(6).hex()}
         if previous.get("digest") == new_digest:
-            return
+            return new_digest
         history = current.parent / HISTORY_DIR
         history.mkdir(exist_ok=True)
         stamp = str(previous.get("created", "unknown")).replace(":", "").replace("-", "")
@@ -177,6 +181,7 @@ class Store:
                 os.link(current, target)
             if not target.exists():
                 shutil.copy2(current, target)
+        return str(previous.get("digest"))
 
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[None]:

@@ -134,7 +134,7 @@ def test_torch_build_is_read_from_version_py_without_importing(tmp_path):
 
 
 def test_torch_absent_is_none():
-    assert probe_torch([]) is None  # the test venv has no torch
+    assert probe_torch([]) is None  # no torch among the packages
 
 
 def test_environment_variables_keep_cuda_settings_and_drop_secrets():

@@ -50,7 +50,8 @@ def test_explicit_project_must_exist(tmp_path):
 
 def test_save_then_load(project):
     store = Store(project, explicit=True)
-    path = store.save(sample())
+    path, previous = store.save(sample())
+    assert previous is None
     assert path == project / ".yolosnap" / "yolo-v5-base" / "snapshot.json"
     assert store.load("yolo-v5-base") == sample() | {"created": store.load("yolo-v5-base")["created"]}
     assert store.names() == ["yolo-v5-base"]
@@ -62,7 +63,7 @@ def test_resave_keeps_previous_revision(project):
     store = Store(project, explicit=True)
     first = sample()
     store.save(first)
-    store.save(sample())  # same environment: no new revision
+    assert store.save(sample())[1] == first["digest"]  # same environment: no new revision
     assert len(store.revisions("yolo-v5-base")) == 1
     second = sample(packages=[{"name": "numpy", "version": "2.2.0", "source": "index"}])
     store.save(second)
@@ -85,7 +86,7 @@ def test_missing_snapshot_names_the_known_ones(project):
 
 def test_corrupt_manifest_is_a_clear_error_and_can_be_resaved(project):
     store = Store(project, explicit=True)
-    path = store.save(sample())
+    path, _ = store.save(sample())
     path.write_text('{"schema_version": 1, "name": "yolo-v5-base", ')
     with pytest.raises(ManifestError, match="is not valid JSON"):
         store.load("yolo-v5-base")
@@ -169,4 +170,4 @@ def test_read_only_snapshot_folder_removes_nothing_and_adds_nothing(project):
 def test_manifest_written_is_what_dumps_produces(project):
     store = Store(project, explicit=True)
     m = sample()
-    assert store.save(m).read_text() == manifest.dumps(m)
+    assert store.save(m)[0].read_text() == manifest.dumps(m)

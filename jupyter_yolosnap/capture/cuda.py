@@ -5,12 +5,11 @@ a versioned ``libcudnn.so.N`` bundled in ``torch/lib``); a system toolkit shows 
 """
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shutil
 import subprocess
-from importlib import metadata
+import sys
 
 _CUDNN_DEFINE = re.compile(r"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
 #: ``nvidia-*`` distributions that are bindings or tools, not CUDA libraries a build must match.
@@ -20,6 +19,8 @@ _NVCC_RELEASE = re.compile(r"release (\d+\.\d+), V([\d.]+)")
 
 def read_version_module(path: str) -> dict:
     """Read top-level literal assignments (``cuda = '12.1'``) without executing the file."""
+    import ast  # only environments with torch or TensorFlow pay for it
+
     try:
         with open(path, encoding="utf-8") as handle:
             tree = ast.parse(handle.read())
@@ -40,11 +41,20 @@ def read_version_module(path: str) -> dict:
     return values
 
 
-def _dist(name: str) -> metadata.Distribution | None:
-    try:
-        return metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        return None
+def find_on_path(relative: str) -> str | None:
+    """The first ``sys.path`` entry holding ``relative``, as an import would find it."""
+    for entry in sys.path:
+        candidate = os.path.join(entry or os.getcwd(), relative)
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def _version_of(packages: list[dict], *names: str) -> str | None:
+    for pkg in packages:
+        if pkg["name"] in names:
+            return pkg["version"]
+    return None
 
 
 def cudnn_from_header(path: str) -> str | None:
@@ -62,12 +72,8 @@ def cudnn_from_header(path: str) -> str | None:
 def _cudnn_version(torch_dir: str | None, packages: list[dict]) -> str | None:
     for pkg in packages:
         if pkg["name"].startswith("nvidia-cudnn"):
-            dist = _dist(pkg["name"])
-            if dist is not None:
-                header = cudnn_from_header(str(dist.locate_file("nvidia/cudnn/include/cudnn_version.h")))
-                if header:
-                    return header
-            return pkg["version"]
+            header = find_on_path("nvidia/cudnn/include/cudnn_version.h")
+            return (cudnn_from_header(header) if header else None) or pkg["version"]
     if torch_dir:
         lib = os.path.join(torch_dir, "lib")
         for name in sorted(os.listdir(lib)) if os.path.isdir(lib) else []:
@@ -79,15 +85,15 @@ def _cudnn_version(torch_dir: str | None, packages: list[dict]) -> str | None:
 
 def probe_torch(packages: list[dict]) -> dict | None:
     """torch's version and the CUDA/cuDNN it was built with, or None when torch is absent."""
-    dist = _dist("torch")
-    if dist is None:
+    version = _version_of(packages, "torch")
+    if version is None:
         return None
-    version_file = str(dist.locate_file("torch/version.py"))
-    info = read_version_module(version_file)
-    torch_dir = os.path.dirname(version_file) if os.path.exists(version_file) else None
+    version_file = find_on_path("torch/version.py")
+    info = read_version_module(version_file) if version_file else {}
+    torch_dir = os.path.dirname(version_file) if version_file else None
     cuda = info.get("cuda")
     return {
-        "version": info.get("__version__") or dist.version,
+        "version": info.get("__version__") or version,
         "cuda": cuda,
         "cudnn": _cudnn_version(torch_dir, packages) if cuda else None,
         "hip": info.get("hip"),
@@ -95,15 +101,15 @@ def probe_torch(packages: list[dict]) -> dict | None:
     }
 
 
-def probe_tensorflow() -> dict | None:
+def probe_tensorflow(packages: list[dict]) -> dict | None:
     """TensorFlow records its CUDA build in ``tensorflow/python/platform/build_info.py``."""
-    for name in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu"):
-        dist = _dist(name)
-        if dist is not None:
-            info = read_version_module(str(dist.locate_file("tensorflow/python/platform/build_info.py")))
-            build = info.get("build_info") if isinstance(info.get("build_info"), dict) else {}
-            return {"version": dist.version, "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version")}
-    return None
+    version = _version_of(packages, "tensorflow", "tensorflow-gpu", "tensorflow-cpu")
+    if version is None:
+        return None
+    build_file = find_on_path("tensorflow/python/platform/build_info.py")
+    info = read_version_module(build_file) if build_file else {}
+    build = info.get("build_info") if isinstance(info.get("build_info"), dict) else {}
+    return {"version": version, "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version")}
 
 
 def probe_nvcc() -> dict | None:
@@ -128,7 +134,7 @@ def probe_cuda(packages: list[dict]) -> dict:
     """Everything CUDA-related a rebuild must reproduce, from the package list already captured."""
     return {
         "torch": probe_torch(packages),
-        "tensorflow": probe_tensorflow(),
+        "tensorflow": probe_tensorflow(packages),
         "wheels": [{"name": p["name"], "version": p["version"]} for p in packages
                    if p["name"].startswith("nvidia-") and p["name"] not in NOT_CUDA_WHEELS],
         "nvcc": probe_nvcc(),

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-from importlib import metadata
-from typing import Iterable
+import sys
+from typing import Iterator
 
 from .urls import strip_credentials
 
@@ -55,7 +56,69 @@ def source_of(direct_url: dict | None) -> dict:
     return out
 
 
-def _shared_objects(dist: metadata.Distribution) -> list[str]:
+class Distribution:
+    """One ``*.dist-info`` (or ``*.egg-info``) folder found on ``sys.path``."""
+
+    __slots__ = ("info_dir", "site_dir", "headers")
+
+    def __init__(self, info_dir: str, site_dir: str, headers: dict[str, str]):
+        self.info_dir, self.site_dir, self.headers = info_dir, site_dir, headers
+
+    def read_text(self, name: str) -> str | None:
+        try:
+            with open(os.path.join(self.info_dir, name), encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    def locate(self, relative: str) -> str:
+        return os.path.normpath(os.path.join(self.site_dir, relative))
+
+
+def _read_headers(info_dir: str) -> dict[str, str]:
+    for name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info_dir, name), encoding="utf-8", errors="replace") as handle:
+                return _headers(handle.read(16384))
+        except (OSError, IsADirectoryError):
+            continue
+    if os.path.isfile(info_dir):  # a single-file egg-info holds PKG-INFO itself
+        try:
+            with open(info_dir, encoding="utf-8", errors="replace") as handle:
+                return _headers(handle.read(16384))
+        except OSError:
+            pass
+    return {}
+
+
+def iter_distributions(path: list[str] | None = None) -> Iterator[Distribution]:
+    """Distributions in ``sys.path`` order; a name seen twice is shadowed, as for imports and pip.
+
+    This is what ``importlib.metadata.distributions()`` finds, read directly: importing that module costs
+    more than the whole scan of a typical environment.
+    """
+    seen: set[str] = set()
+    for entry in sys.path if path is None else path:
+        site_dir = entry or os.getcwd()
+        try:
+            names = sorted(os.listdir(site_dir))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            info_dir = os.path.join(site_dir, name)
+            headers = _read_headers(info_dir)
+            if not headers.get("name"):
+                continue
+            key = normalize_name(headers["name"])
+            if key in seen:
+                continue
+            seen.add(key)
+            yield Distribution(info_dir, site_dir, headers)
+
+
+def _shared_objects(dist: Distribution) -> list[str]:
     """Absolute paths of the ELF files a distribution installed, from its RECORD, for the native scan."""
     record = dist.read_text("RECORD")
     if not record:
@@ -67,25 +130,8 @@ def _shared_objects(dist: metadata.Distribution) -> list[str]:
         path = line.rsplit(",", 2)[0].strip('"')
         name = path.rsplit("/", 1)[-1]
         if name.endswith(".so") or ".so." in name:
-            found.append(str(dist.locate_file(path)))
+            found.append(dist.locate(path))
     return found
-
-
-def iter_distributions() -> Iterable[metadata.Distribution]:
-    """Distributions in import order; a name seen twice is shadowed (pip shows the first, so do we)."""
-    seen: set[str] = set()
-    for dist in metadata.distributions():
-        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-        headers = _headers(text)
-        name = headers.get("name")
-        if not name:
-            continue
-        key = normalize_name(name)
-        if key in seen:
-            continue
-        seen.add(key)
-        dist._yolosnap_headers = headers  # type: ignore[attr-defined]
-        yield dist
 
 
 def probe_packages() -> tuple[list[dict], dict[str, list[str]]]:
@@ -93,20 +139,19 @@ def probe_packages() -> tuple[list[dict], dict[str, list[str]]]:
     records: list[dict] = []
     shared: dict[str, list[str]] = {}
     for dist in iter_distributions():
-        headers = dist._yolosnap_headers  # type: ignore[attr-defined]
         raw = dist.read_text("direct_url.json")
         try:
             direct = json.loads(raw) if raw else None
         except ValueError:
             direct = None
-        record = {"name": normalize_name(headers["name"]), "version": headers.get("version", "")}
+        record = {"name": normalize_name(dist.headers["name"]), "version": dist.headers.get("version", "")}
         record.update(source_of(direct))
         installer = (dist.read_text("INSTALLER") or "").strip()
         if installer:
             record["installer"] = installer
-        record["requested"] = dist.read_text("REQUESTED") is not None
-        if headers.get("requires-python"):
-            record["requires_python"] = headers["requires-python"]
+        record["requested"] = os.path.exists(os.path.join(dist.info_dir, "REQUESTED"))
+        if dist.headers.get("requires-python"):
+            record["requires_python"] = dist.headers["requires-python"]
         records.append(record)
         objects = _shared_objects(dist)
         if objects:
