@@ -77,6 +77,13 @@ def _flat(value: Any) -> bool:
 
 
 _LEADING_KEYS = ("name", "soname", "version", "source", "status")
+#: Top-level order in files: identity first, then what a reader checks first, the long lists last.
+TOP_LEVEL_ORDER = ("schema_version", "name", "created", "digest", "tool", "python", "cuda", "gpu", "git", "env",
+                   "packages", "native_libs", "os")
+
+
+def _top_keys(value: dict) -> list[str]:
+    return [k for k in TOP_LEVEL_ORDER if k in value] + sorted(k for k in value if k not in TOP_LEVEL_ORDER)
 
 
 def _one_line(value: dict) -> str:
@@ -88,7 +95,8 @@ def _one_line(value: dict) -> str:
 def _dump(value: Any, indent: int) -> str:
     pad, inner = " " * indent, " " * (indent + 2)
     if isinstance(value, dict) and value and not (indent > 0 and _flat(value) and len(value) <= 3):
-        items = [f"{inner}{json.dumps(k)}: {_dump(v, indent + 2)}" for k, v in sorted(value.items())]
+        keys = _top_keys(value) if indent == 0 else sorted(value)
+        items = [f"{inner}{json.dumps(k)}: {_dump(value[k], indent + 2)}" for k in keys]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(value, list) and value:
         if all(not isinstance(v, (dict, list)) for v in value) and len(json.dumps(value)) < 100:

@@ -105,3 +105,6 @@ def yolosnap(*args: str | os.PathLike, cwd: str | os.PathLike | None = None) -> 
     """The real CLI, as a user runs it (a subprocess of this test's interpreter)."""
     return subprocess.run([sys.executable, "-m", "jupyter_yolosnap", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, env=dict(os.environ))
+
+
+from .engine_support import base_image, containers, engine  # noqa: E402,F401  (fixtures for engine tests)

@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import sysconfig
 import time
 from pathlib import Path

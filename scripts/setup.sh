@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Shared set-up of the README's two commands (scripts/demo.sh, scripts/test.sh):
+#
+# starts the Docker engine if needed, builds the stand-in python:X.Y.Z-slim-bookworm
+# base image for this machine's python3 (once), makes .venv (once, with that same
+# interpreter) and installs the package with its test extras into it (again only
+# when pyproject.toml changed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# One interpreter for everything: the real executable behind python3 (a pyenv
+# shim or an activated venv resolve to it), so the base image's Python and the
+# venv's Python are the same version to the micro.
+PY=$(python3 -c 'import os, sys; print(os.path.realpath(os.path.join(sys.base_prefix, "bin", "python%d.%d" % sys.version_info[:2])))')
+[ -x "$PY" ] || PY=$(python3 -c 'import sys; print(sys.executable)')
+VERSION=$("$PY" -c 'import platform; print(platform.python_version())')
+
+bash scripts/engine-up.sh
+bash scripts/standin-base.sh "$PY" >/dev/null
+
+VENV=.venv
+if [ -x "$VENV/bin/python" ] &&
+   [ "$("$VENV/bin/python" -c 'import platform; print(platform.python_version())' 2>/dev/null)" != "$VERSION" ]; then
+    echo "test.sh: $VENV is not Python $VERSION; making it again" >&2
+    rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+fi
+
+# Install again only when the project's metadata changed (the install is editable).
+stamp="$VENV/.yolosnap-installed"
+want=$(sha256sum <pyproject.toml | cut -d" " -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+    echo "$want" >"$stamp"
+fi
