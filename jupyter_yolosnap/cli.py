@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("yolosnap: interrupted", file=sys.stderr)
         return 2
     print(outcome.shown)
+    if outcome.last_line:
+        print(outcome.last_line)
     return outcome.exit_code
 
 

@@ -53,6 +53,23 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     diff.add_argument("--python", metavar="EXE", help="interpreter to compare with when B is not given "
                       "(default: this one)")
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
+    build = command("build", "build snapshot NAME into a Docker image and verify it (check runs at the end)")
+    build.add_argument("name")
+    build.add_argument("--strategy", choices=("wheelhouse", "pinned"), default="wheelhouse",
+                       help="wheelhouse: wheels collected on this host with its pip settings, no index access "
+                            "inside the build (air-gapped sites); pinned: exact pins installed from the indexes "
+                            "inside the build")
+    build.add_argument("--base", metavar="IMAGE", help="base image (default: python:<snapshot's X.Y.Z>-slim-<debian>)")
+    build.add_argument("--registry-mirror", metavar="PREFIX", help="pull the default base through this registry")
+    build.add_argument("--ca-bundle", metavar="FILE", help="CA certificates for index access in --strategy pinned "
+                       "(default: this host's bundle)")
+    build.add_argument("--no-incremental", dest="incremental", action="store_false",
+                       help="always build in full, never on top of the previous verified image")
+    build.add_argument("--verbose", action="store_true", help="print the build log as it comes")
+    check = command("check", "capture inside the snapshot's image and diff it against the manifest; exit 0 only "
+                             "without drift")
+    check.add_argument("name")
+    check.add_argument("--json", action="store_true", help="print the differences as JSON")
     return parser
 
 
@@ -63,6 +80,7 @@ class Outcome:
     shown: Any
     exit_code: int = 0
     data: Any = None
+    last_line: str | None = None  # printed last by the CLI (the image reference after a build)
 
 
 def execute(args: argparse.Namespace) -> Outcome:
@@ -88,4 +106,33 @@ def execute(args: argparse.Namespace) -> Outcome:
         result = api.diff(args.a, args.b, args.python, args.project)
         shown = json.dumps(result.to_dict(), indent=2) if args.json else render.render_diff(result)
         return Outcome(shown, 0 if result.identical else 1, result)
+    if args.command == "build":
+        from . import bake
+
+        result = bake.build(args.name, args.project, args.strategy, args.base, args.registry_mirror, args.ca_bundle,
+                            args.incremental, listener=getattr(args, "listener", None) or _terminal(args))
+        shown = render.render_built(result, _readiness(api.load(args.name, args.project)))
+        return Outcome(shown, data=result, last_line=result.image)
+    if args.command == "check":
+        from . import bake
+
+        result = bake.check(args.name, args.project)
+        shown = json.dumps(result.diff.to_dict() | {"clean": result.clean}, indent=2) if args.json else \
+            render.render_check(result, _readiness(api.load(args.name, args.project)))
+        return Outcome(shown, 0 if result.clean else 1, result)
     raise YolosnapError(f"unknown command {args.command!r}")
+
+
+def _terminal(args: argparse.Namespace):
+    from .events import TerminalProgress
+
+    return TerminalProgress(verbose=getattr(args, "verbose", False))
+
+
+def _readiness(manifest: dict) -> list[str]:
+    """GPU readiness lines for a snapshot on this host and engine."""
+    from .engine.client import connect
+    from .gpu import probe_gpus
+    from .readiness import engine_gpu_runtime, gpu_readiness
+
+    return gpu_readiness(manifest, probe_gpus(), engine_gpu_runtime(connect()))

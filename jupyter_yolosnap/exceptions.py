@@ -41,3 +41,20 @@ class UsageFailure(YolosnapError):
     def __init__(self, message: str, status: int = 2):
         super().__init__(message)
         self.status = status
+
+
+class BuildFailed(EngineError):
+    """A build step failed; carries the step and the last log lines, like docker-py's ``BuildError``."""
+
+    def __init__(self, message: str, step: str | None = None, log: list[str] | None = None):
+        super().__init__(message)
+        self.step = step
+        self.log = log or []
+
+
+class DriftFound(YolosnapError):
+    """An image does not hold the environment its snapshot promises (``check`` failed)."""
+
+
+class RecipeError(YolosnapError):
+    """The manifest cannot be turned into a build: a pin no base can satisfy, an unknown CUDA or torch build."""

@@ -24,7 +24,17 @@ class SnapshotMagics(Magics):
         """Run ``%snapshot COMMAND ...``; with no ``--python``, the environment captured is this kernel's."""
         try:
             args = build_parser(prog="%snapshot", raising=True).parse_args(shlex.split(line))
-            outcome = execute(args)
+            progress = None
+            if args.command == "build":
+                from .progress import NotebookProgress
+
+                progress = args.listener = NotebookProgress(f"Building snapshot {args.name!r}")
+            try:
+                outcome = execute(args)
+            except BaseException:
+                if progress is not None:
+                    progress.fail()
+                raise
         except UsageFailure as err:
             if err.status == 0:  # --help / --version: argparse printed them already
                 return None
@@ -44,5 +54,7 @@ Examples::
     %snapshot show yolo-v5-base
     %snapshot diff yolo-v5-base          # against this kernel, now
     %snapshot diff yolo-v5-base@1 yolo-v5-base
+    %snapshot build yolo-v5-base         # bake into a Docker image, verified by a capture inside it
+    %snapshot check yolo-v5-base         # re-verify the image against the manifest
 
 {_HELP}"""

@@ -138,3 +138,27 @@ class _Joined(Message):
 
     def _repr_html_(self) -> str:
         return "".join(p._repr_html_() for p in self.parts)
+
+
+def render_built(result, readiness: list[str]) -> Message:  # result: bake.BuildResult
+    how = ("already built and verified" if result.reused else
+           "delta on the previous verified image" if result.delta else "full build")
+    rows = [("image", result.image), ("id", result.image_id.split(":")[-1][:12]), ("how", how),
+            ("time", f"{result.seconds:.1f} s"), ("Dockerfile", result.dockerfile)]
+    if result.check is not None:
+        rows.append(("check", f"no drift ({len(result.check.shown)} host-only difference(s) shown by check)"))
+    rows += [("gpu", line) for line in readiness]
+    return Message(f"Built {result.image}", ("", ""), rows)
+
+
+def render_check(result, readiness: list[str]) -> Message:  # result: check.CheckResult
+    rows = [("DRIFT", c.section, c.item, c.old or "-", c.new or "-") for c in result.drift]
+    rows += [("host only", c.section, c.item, c.old or "-", c.new or "-") for c in result.shown
+             if c.section not in ("system packages",)]
+    hidden = sum(1 for c in result.shown if c.section == "system packages")
+    footer = "; ".join(readiness)
+    if hidden:
+        footer = f"{hidden} system package difference(s) between host and image not listed. " + footer
+    verdict = "no drift: the image holds the snapshot's environment" if result.clean else \
+        f"{len(result.drift)} difference(s) the image should not have"
+    return Message(f"Check of {result.image}: {verdict}", ("", "section", "item", "snapshot", "image"), rows, footer)

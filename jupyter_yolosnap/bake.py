@@ -1,0 +1,242 @@
+"""Bake a snapshot into an image and prove it: plan, context, build, check, tag.
+
+Images are tagged ``yolosnap/<name>:<digest prefix>`` (and ``:latest``) only after the check found no drift,
+so a tag always means "verified". ``build`` on an unchanged manifest returns that image at once. A small pin
+change starts from the previous verified image of the same snapshot (a delta layer) instead of rebuilding.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .check import CheckResult, check_image
+from .engine.build import build_image
+from .engine.client import LABEL_PREFIX, connect, explain
+from .engine.probe import capture_in_image
+from .events import Event, Listener, ignore
+from .exceptions import DriftFound, EngineError
+from .recipe import compat, dockerfile, plan as planning
+from .store import Store
+from . import wheelhouse
+
+LABELS = {"snapshot": f"{LABEL_PREFIX}.snapshot", "digest": f"{LABEL_PREFIX}.digest",
+          "base": f"{LABEL_PREFIX}.base", "strategy": f"{LABEL_PREFIX}.strategy"}
+SOURCE_EXCLUDES = (".git", ".venv", "venv", "node_modules", "__pycache__", ".yolosnap", ".ipynb_checkpoints",
+                   ".pytest_cache", ".mypy_cache", ".tox")
+
+
+@dataclass
+class BuildResult:
+    image: str          # the verified tag
+    image_id: str
+    reused: bool        # an image of this exact manifest existed already
+    delta: bool         # built on top of the previous verified image
+    seconds: float
+    dockerfile: Path
+    check: CheckResult | None
+
+
+def image_repository(name: str) -> str:
+    """``yolosnap/<name>`` in the characters Docker allows in repository names (lower case, single separators)."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
+    slug = re.sub(r"[._-]{2,}", "-", slug).strip("._-") or "snapshot"
+    return f"yolosnap/{slug}"
+
+
+def image_tag(manifest: dict) -> str:
+    return f"{image_repository(manifest['name'])}:{manifest['digest'].split(':')[1][:12]}"
+
+
+def _base_facts(client: Any, base: str, listener: Listener) -> dict:
+    """The base image's own capture (its Python, packages, OS), cached by image id."""
+    try:
+        image = client.images.get(base)
+    except Exception:
+        listener(Event("phase", f"pulling base image {base}"))
+        try:
+            image = client.images.pull(base)
+        except Exception as err:
+            raise EngineError(f"base image {base} is not on this machine and could not be pulled "
+                              f"({explain(err, 'pulling it')}); pass --base IMAGE or --registry-mirror PREFIX"
+                              ) from None
+    cache = wheelhouse.cache_dir().parent / "base-facts" / f"{image.id.replace(':', '-')}.json"
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        pass
+    listener(Event("phase", f"reading base image {base}"))
+    facts = capture_in_image(client, image.id)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temp = cache.with_suffix(f".{os.getpid()}.tmp")
+    temp.write_text(json.dumps(facts))
+    os.replace(temp, cache)
+    return facts
+
+
+def resolve_base(manifest: dict, base: str | None, registry_mirror: str | None) -> str:
+    if base:
+        return base
+    codename = compat.debian_codename(manifest.get("os") or {})
+    return compat.python_base_image(manifest["python"]["version"], codename, registry_mirror)
+
+
+def write_dockerfile(folder: Path, text: str) -> Path:
+    """Write the readable Dockerfile beside the manifest (atomically, and only when it changed)."""
+    target = folder / "Dockerfile"
+    if not target.exists() or target.read_text() != text:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temp, target)
+    return target
+
+
+def _copy_source(path: str, context: Path, keep_git: bool) -> None:
+    """Place a local source at its own absolute path under ``context/sources``."""
+    src = Path(path)
+    dest = context / "sources" / src.relative_to(src.anchor)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        ignored = [e for e in SOURCE_EXCLUDES if not (keep_git and e == ".git")]
+        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(*ignored), dirs_exist_ok=True)
+    else:
+        shutil.copy2(src, dest)
+
+
+def assemble_context(context: Path, docker_text: str, files: dict[str, str], local: list[dict],
+                     strategy: str, ca_bundle: str | None) -> None:
+    """Write the build context: Dockerfile, requirement files, local sources at their paths, CA bundle."""
+    (context / "Dockerfile").write_text(docker_text)
+    for rel, text in files.items():
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        (context / rel).write_text(text)
+    for pkg in local:
+        path = dockerfile.local_path(pkg["url"])
+        if path is None:
+            continue  # remote archive or VCS: pip fetches it during the build
+        if not os.path.exists(path):
+            from .exceptions import RecipeError
+
+            raise RecipeError(f"{pkg['name']} was installed from {path}, which no longer exists; restore it, or "
+                              "reinstall the package and save the snapshot again")
+        _copy_source(path, context, keep_git=pkg["source"] == "vcs")
+    if strategy == "pinned":
+        shutil.copy(ca_bundle or "/etc/ssl/certs/ca-certificates.crt", context / "ca-bundle.crt")
+
+
+def _previous_verified(client: Any, repository: str, store: Store, name: str) -> tuple[Any, dict] | None:
+    """The ``:latest`` verified image of this snapshot and the manifest revision it was built from."""
+    try:
+        image = client.images.get(f"{repository}:latest")
+    except Exception:
+        return None
+    digest = (image.labels or {}).get(LABELS["digest"])
+    for revision in reversed(store.revisions(name)):
+        candidate = store.load(f"{name}@{revision.number}")
+        if candidate["digest"] == digest:
+            return image, candidate
+    return None
+
+
+def build(name: str, project: str | os.PathLike | None = None, strategy: str = "wheelhouse",
+          base: str | None = None, registry_mirror: str | None = None, ca_bundle: str | None = None,
+          incremental: bool = True, listener: Listener = ignore) -> BuildResult:
+    """Build snapshot ``name`` into a verified image; see the module docstring."""
+    from .api import open_store
+
+    started = time.perf_counter()
+    store = open_store(project)
+    manifest = store.load(name)
+    client = connect()
+    tag = image_tag(manifest)
+    repository = tag.split(":")[0]
+    folder = store.folder(manifest["name"])
+    try:
+        existing = client.images.get(tag)
+        listener(Event("phase", f"{tag} is already built and verified"))
+        return BuildResult(tag, existing.id, True, False, time.perf_counter() - started, folder / "Dockerfile", None)
+    except Exception:
+        pass
+
+    base_ref = resolve_base(manifest, base, registry_mirror)
+    facts = _base_facts(client, base_ref, listener)
+    compat.check_requires_python(manifest["packages"], facts["python"]["version"], manifest["python"]["version"])
+    plan = planning.make_plan(manifest, base_ref, facts, strategy)
+    full_text = dockerfile.render(plan, manifest["name"], manifest["digest"], __version__)
+    written = write_dockerfile(folder, full_text)
+
+    previous = _previous_verified(client, repository, store, manifest["name"]) if incremental else None
+    change = planning.delta(previous[1], manifest) if previous else None
+    labels = {LABELS["snapshot"]: manifest["name"], LABELS["digest"]: manifest["digest"],
+              LABELS["base"]: base_ref, LABELS["strategy"]: strategy}
+    with tempfile.TemporaryDirectory(prefix="yolosnap-build-") as tmp:
+        context = Path(tmp)
+        if change is not None:
+            install, remove = change
+            listener(Event("phase", f"delta on {previous[0].short_id}: {len(install)} to install, "
+                                    f"{len(remove)} to remove"))
+            text = dockerfile.render_delta(plan, previous[0].id, install, remove)
+            files = {"requirements/delta.txt": "".join(planning.requirement(p) + "\n" for p in install)}
+            pins, local = install, []
+        else:
+            text, files = full_text, dockerfile.requirement_files(plan)
+            pins, local = [*plan.heavy, *plan.index], list(plan.local)
+        assemble_context(context, text, files, local, strategy, ca_bundle)
+        if strategy == "wheelhouse":
+            house = wheelhouse.collect(pins, local, facts["python"]["version"], list(plan.index_urls), listener)
+            listener(Event("phase", f"building {tag}"))
+            with wheelhouse.serve(house):
+                image_id = build_image(client, str(context), labels, "host", listener)
+        else:
+            listener(Event("phase", f"building {tag}"))
+            image_id = build_image(client, str(context), labels, "host", listener)
+
+    listener(Event("phase", "checking the image against the snapshot"))
+    try:
+        result = check_image(client, image_id, manifest)
+    except Exception:
+        _remove_image(client, image_id)
+        raise
+    if not result.clean:
+        _remove_image(client, image_id)
+        items = ", ".join(f"{c.item} ({c.old or '-'} -> {c.new or '-'})" for c in result.drift[:5])
+        raise DriftFound(f"the built image does not match snapshot {manifest['name']!r}: {items}"
+                         f"{' and more' if len(result.drift) > 5 else ''}; it was removed, the previous image is "
+                         "kept")
+    image = client.images.get(image_id)
+    image.tag(repository, tag.split(":")[1])
+    image.tag(repository, "latest")
+    listener(Event("phase", f"verified: {tag}"))
+    return BuildResult(tag, image_id, False, change is not None, time.perf_counter() - started, written, result)
+
+
+def _remove_image(client: Any, image_id: str) -> None:
+    """Remove an image this build made and no tag points to (a failed check must leave nothing)."""
+    try:
+        client.images.remove(image_id, force=False, noprune=False)
+    except Exception:
+        pass
+
+
+def check(name: str, project: str | os.PathLike | None = None) -> CheckResult:
+    """Check the verified image of snapshot ``name`` (or say it is not built)."""
+    from .api import open_store
+    from .exceptions import SnapshotNotFound
+
+    manifest = open_store(project).load(name)
+    client = connect()
+    tag = image_tag(manifest)
+    try:
+        client.images.get(tag)
+    except Exception:
+        raise SnapshotNotFound(f"snapshot {manifest['name']!r} has no image for its current manifest ({tag}); "
+                               f"build it with: yolosnap build {manifest['name']}") from None
+    return check_image(client, tag, manifest)

@@ -1,0 +1,47 @@
+"""Run the capture probe inside an image: how ``check`` sees what an image really holds.
+
+The probe package is bind-mounted read-only, the container has no network, and it is removed afterwards
+whatever happens (a failed ``run`` would otherwise leave it behind).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..exceptions import EngineError
+from ..probe_runner import _BOOT, PACKAGE_DIR
+from .client import LABEL_PREFIX, explain
+
+PROBE_MOUNT = "/opt/yolosnap-probe"
+
+
+def capture_in_image(client: Any, image: str, python: str = "python3", timeout: int = 300) -> dict:
+    """The probe's capture of ``image``'s default interpreter."""
+    container = None
+    try:
+        container = client.containers.create(
+            image, [python, "-c", _BOOT, PROBE_MOUNT], network_mode="none", entrypoint=[],
+            volumes={PACKAGE_DIR: {"bind": PROBE_MOUNT, "mode": "ro"}},
+            labels={f"{LABEL_PREFIX}.role": "probe"}, environment={"HOME": "/tmp"})
+        container.start()
+        status = container.wait(timeout=timeout)
+        out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+        err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise explain(exc, f"running the capture probe in {image}") from None
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except Exception:  # already gone
+                pass
+    if status.get("StatusCode") != 0:
+        last = (err.strip().splitlines() or ["no output"])[-1][:300]
+        raise EngineError(f"the capture probe failed inside {image} ({last}); the image needs a Python >= 3.9 "
+                          f"as '{python}'")
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise EngineError(f"the capture probe inside {image} printed no capture; is '{python}' a Python?") from None

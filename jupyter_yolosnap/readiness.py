@@ -1,0 +1,43 @@
+"""Before running a snapshot's image: can this host's driver run its CUDA, and can the engine pass GPUs at all?"""
+from __future__ import annotations
+
+from typing import Any
+
+from .gpu import driver_supports_cuda
+
+
+def snapshot_cuda(manifest: dict) -> str | None:
+    """The CUDA version the snapshot's code was built against (torch, then TensorFlow, then nvcc)."""
+    cuda = manifest.get("cuda") or {}
+    for key in ("torch", "tensorflow", "nvcc"):
+        version = (cuda.get(key) or {}).get("cuda" if key != "nvcc" else "version")
+        if version:
+            return str(version)
+    return None
+
+
+def engine_gpu_runtime(client: Any) -> bool:
+    """Whether the engine knows the NVIDIA runtime (nvidia-container-toolkit); without it ``--gpus`` fails."""
+    try:
+        info = client.info()
+    except Exception:
+        return False
+    return "nvidia" in (info.get("Runtimes") or {})
+
+
+def gpu_readiness(manifest: dict, host_gpu: dict, has_gpu_runtime: bool) -> list[str]:
+    """One line per fact: what the snapshot needs, what this host has, and whether they fit."""
+    cuda = snapshot_cuda(manifest)
+    if cuda is None:
+        return ["CPU-only snapshot: no CUDA build recorded, no GPU needed"]
+    lines = []
+    if host_gpu.get("status") != "ok" or not host_gpu.get("driver_version"):
+        lines.append(f"this host has no usable NVIDIA driver ({host_gpu.get('detail') or host_gpu.get('status')}): "
+                     f"the CUDA {cuda} code will run on the CPU only")
+    else:
+        ok, reason = driver_supports_cuda(host_gpu["driver_version"], cuda)
+        lines.append(("OK: " if ok else "PROBLEM: ") + reason)
+    if not has_gpu_runtime:
+        lines.append("the Docker engine has no NVIDIA runtime: containers cannot use GPUs until "
+                     "nvidia-container-toolkit is installed and the engine restarted")
+    return lines

@@ -1,0 +1,1 @@
+"""Manifest -> base image, ordered install steps, Dockerfile. Pure: no engine."""

@@ -1,0 +1,219 @@
+"""Bake snapshots into images on the real engine and prove them with a capture inside (wheelhouse strategy)."""
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jupyter_yolosnap import api, bake
+from jupyter_yolosnap.events import Event
+from jupyter_yolosnap.exceptions import BuildFailed, EngineError, RecipeError
+
+from .conftest import make_venv, run, yolosnap
+
+pytestmark = pytest.mark.engine
+PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
+
+
+@pytest.fixture
+def images(engine):
+    """Snapshot names unique to the test; every image and container they made is removed afterwards."""
+    made: list[str] = []
+
+    def name(prefix: str) -> str:
+        made.append(f"{prefix}-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield name
+    for snapshot in made:
+        repo = bake.image_repository(snapshot)
+        for image in engine.images.list(name=repo):
+            for tag in image.tags:
+                engine.images.remove(tag, force=True)
+    leftovers = engine.containers.list(all=True, filters={"label": "org.jupyter-yolosnap.role=probe"})
+    assert not leftovers, "probe containers left behind"
+
+
+def yaml_extension_wheel(root: Path, python: Path) -> Path:
+    """A wheel whose extension module links the system's libyaml: the base image lacks that library."""
+    src = root / "ysnap-yaml"
+    src.mkdir(parents=True)
+    (src / "ysnap_yaml.c").write_text(textwrap.dedent("""\
+        #include <Python.h>
+        #include <yaml.h>
+        static PyObject *version(PyObject *self, PyObject *args) {
+            return PyUnicode_FromString(yaml_get_version_string());
+        }
+        static PyMethodDef methods[] = {{"version", version, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+        static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ysnap_yaml", NULL, -1, methods};
+        PyMODINIT_FUNC PyInit_ysnap_yaml(void) { return PyModule_Create(&module); }
+        """))
+    (src / "setup.py").write_text(textwrap.dedent("""\
+        from setuptools import Extension, setup
+        setup(name="ysnap-yaml", version="1.0.0",
+              ext_modules=[Extension("ysnap_yaml", ["ysnap_yaml.c"], libraries=["yaml"])])
+        """))
+    run(python, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", root / "wheels", src)
+    return next((root / "wheels").glob("ysnap_yaml-1.0.0-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def small_env(tmp_path_factory):
+    """A venv with an index pin, a heavy distribution (numpy) and a local wheel that needs libyaml."""
+    root = tmp_path_factory.mktemp("small-env")
+    python = make_venv(root / "venv")
+    run(python, *PIP, "setuptools>=64", "wheel", "six==1.16.0", "numpy==2.1.3")
+    run(python, *PIP, yaml_extension_wheel(root, python))
+    return python
+
+
+def steps(events: list[Event]) -> list[str]:
+    return [e.message for e in events if e.kind == "step"]
+
+
+def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
+    name = images("small")
+    saved = api.save(name, str(small_env), project)
+    libs = {lib["soname"]: lib for lib in saved.manifest["native_libs"]}
+    assert libs["libyaml-0.so.2"]["status"] == "system" and libs["libyaml-0.so.2"]["package"] == "libyaml-0-2"
+
+    events: list[Event] = []
+    first = bake.build(name, project, listener=events.append)
+    assert first.check.clean and not first.reused and not first.delta
+    assert first.image == bake.image_tag(saved.manifest)
+    dockerfile = (project / ".yolosnap" / name / "Dockerfile").read_text()
+    assert "apt-get install -y --no-install-recommends libyaml-0-2" in dockerfile
+    assert dockerfile.index("requirements/heavy.txt") < dockerfile.index("requirements/index.txt")
+    assert "http://127.0.0.1:47391/" in dockerfile and "__token__" not in dockerfile
+    # the library the base lacked is there: the extension imports inside the image
+    out = engine.containers.run(first.image, ["python", "-c", "import ysnap_yaml; print(ysnap_yaml.version())"],
+                                network_mode="none", remove=True)
+    assert out.decode().strip().startswith("0.2")
+    image = engine.images.get(first.image)
+    assert image.labels["org.jupyter-yolosnap.digest"] == saved.manifest["digest"]
+    assert engine.images.get(f"{bake.image_repository(name)}:latest").id == image.id
+
+    again = bake.build(name, project)
+    assert again.reused and again.seconds < 2
+
+    # one small pin changes: a delta on the verified image, numpy and the rest untouched
+    run(small_env, *PIP, "six==1.17.0")
+    api.save(name, str(small_env), project)
+    delta_events: list[Event] = []
+    second = bake.build(name, project, listener=delta_events.append)
+    assert second.delta and second.check.clean
+    old_layers = image.attrs["RootFS"]["Layers"]
+    new_layers = engine.images.get(second.image).attrs["RootFS"]["Layers"]
+    assert new_layers[:len(old_layers)] == old_layers  # every layer of the verified image reused
+    assert len(new_layers) - len(old_layers) == 2  # COPY delta.txt + RUN pip install
+    assert not any("numpy" in s or "heavy" in s for s in steps(delta_events))
+
+    # the same change built in full (no delta) reuses the heavy layer from Docker's cache
+    for tag in engine.images.get(second.image).tags:
+        engine.images.remove(tag)
+    full_events: list[Event] = []
+    third = bake.build(name, project, incremental=False, listener=full_events.append)
+    assert not third.delta and third.check.clean
+    log = [(e.kind, e.message) for e in full_events if e.kind in ("step", "log")]
+    heavy_step = next(i for i, (k, m) in enumerate(log) if k == "step" and "heavy.txt" in m and m.startswith("RUN"))
+    assert log[heavy_step + 1] == ("log", "---> Using cache")
+    # layer by layer (the stand-in base is one layer, FROM is step 0): base, apt and heavy layers are the first
+    # image's own, and the first new layer is the changed pins' COPY
+    first_layers, third_layers = old_layers, engine.images.get(third.image).attrs["RootFS"]["Layers"]
+    shared = next(i for i, (a, b) in enumerate(zip(first_layers, third_layers)) if a != b)
+    steps_before_index = [m for m in steps(full_events) if not m.startswith(("LABEL", "ENV"))]
+    assert steps_before_index.index(next(m for m in steps_before_index if "index.txt" in m)) == shared
+
+
+def test_every_install_kind_reproduces_with_zero_drift(sample_env, project, images, engine):
+    """index, editable, local wheel, VCS (local git) and directory installs: the capture inside diffs clean."""
+    name = images("kinds")
+    api.save(name, str(sample_env.python), project)
+    result = bake.build(name, project)
+    assert result.check.clean, [(c.section, c.item, c.old, c.new) for c in result.check.drift]
+    where = engine.containers.run(result.image, ["python", "-c", "import ysnap_editable; print(ysnap_editable.__file__)"],
+                                  network_mode="none", remove=True).decode().strip()
+    assert where == str(sample_env.editable_src / "ysnap_editable.py")  # editable, at the path it came from
+    done = yolosnap("check", name, "--project", project)
+    assert done.returncode == 0 and "no drift" in done.stdout
+
+
+def test_check_finds_tampering(small_env, project, images, engine):
+    name = images("tamper")
+    api.save(name, str(small_env), project)
+    built = bake.build(name, project)
+    container = engine.containers.run(built.image, ["python", "-m", "pip", "uninstall", "-y", "-q", "six"],
+                                      detach=True, network_mode="none")
+    try:
+        container.wait()
+        container.commit(*built.image.split(":"))
+    finally:
+        container.remove(force=True)
+    done = yolosnap("check", name, "--project", project)
+    assert done.returncode == 1
+    assert "DRIFT" in done.stdout and "six" in done.stdout
+
+
+def test_cli_build_prints_the_image_last(sample_env, project, images):
+    name = images("cli")
+    api.save(name, str(sample_env.python), project)
+    bake.build(name, project)
+    done = yolosnap("build", name, "--project", project)  # already built: returns at once
+    assert done.returncode == 0
+    assert done.stdout.strip().splitlines()[-1] == bake.image_tag(api.load(name, project))
+
+
+def _hand_edit(project: Path, name: str, edit) -> None:
+    path = project / ".yolosnap" / name / "snapshot.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_failing_step_keeps_the_previous_image_and_leaves_nothing(small_env, project, images, engine, tmp_path):
+    name = images("fail")
+    api.save(name, str(small_env), project)
+    good = bake.build(name, project)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "setup.py").write_text("raise SystemExit('ysnap-broken cannot be built here')\n")
+    _hand_edit(project, name, lambda m: m["packages"].append(
+        {"name": "ysnap-broken", "version": "1.0", "source": "directory", "url": broken.as_uri()}))
+    before = {i.id for i in engine.images.list(all=True)}
+    with pytest.raises(BuildFailed) as failure:
+        bake.build(name, project)
+    assert str(broken) in failure.value.step and "cannot be built here" in str(failure.value)
+    print(failure.value)
+    assert engine.images.get(f"{bake.image_repository(name)}:latest").id == good.image_id
+    assert not engine.containers.list(all=True, filters={"status": "exited", "ancestor": good.image_id})
+    new_tagged = [i for i in engine.images.list() if i.id not in before]
+    assert new_tagged == []
+
+
+@pytest.mark.parametrize("edit, error, message", [
+    (lambda m: m["packages"].__setitem__(0, dict(m["packages"][0], version="999.0.0")), RecipeError,
+     r"collecting wheels for 1 pinned package\(s\) failed: .*No matching distribution found for numpy==999.0.0"),
+    (lambda m: m["packages"][0].__setitem__("requires_python", ">=3.99"), RecipeError,
+     "cannot run on Python"),
+])
+def test_bad_pins_fail_before_building(small_env, project, images, edit, error, message):
+    name = images("pins")
+    api.save(name, str(small_env), project)
+    _hand_edit(project, name, edit)
+    with pytest.raises(error, match=message):
+        bake.build(name, project)
+
+
+def test_unknown_base_and_no_engine(small_env, project, images, monkeypatch):
+    name = images("base")
+    api.save(name, str(small_env), project)
+    with pytest.raises(EngineError, match="is not on this machine and could not be pulled"):
+        bake.build(name, project, base="yolosnap-test/no-such-base:1")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(EngineError, match="cannot reach the Docker engine"):
+        bake.build(name, project)
+    done = yolosnap("build", name, "--project", project)
+    assert done.returncode == 2 and done.stderr.startswith("yolosnap: cannot reach the Docker engine")
