@@ -88,6 +88,20 @@ def resolve_base(manifest: dict, base: str | None, registry_mirror: str | None) 
     return compat.python_base_image(manifest["python"]["version"], codename, registry_mirror)
 
 
+def recipe_notes(manifest: dict) -> tuple[str, ...]:
+    """What a reader of the Dockerfile should know that the recipe does not do by itself."""
+    nvcc = ((manifest.get("cuda") or {}).get("nvcc") or {}).get("version")
+    if not nvcc:
+        return ()
+    try:
+        suggestion = compat.cuda_base_image(nvcc, None, flavor="devel", os_tag="ubuntu24.04")
+    except Exception:
+        suggestion = f"an nvidia/cuda:{nvcc}.x devel image"
+    return (f"the captured machine had a system CUDA toolkit (nvcc {nvcc}). pip's CUDA wheels bring their own",
+            "runtime, so the default base is Python's slim image. To compile CUDA code in the image, pass",
+            f"--base with {suggestion} plus Python {manifest['python']['version']}.")
+
+
 def write_dockerfile(folder: Path, text: str) -> Path:
     """Write the readable Dockerfile beside the manifest (atomically, and only when it changed)."""
     target = folder / "Dockerfile"
@@ -148,8 +162,12 @@ def _previous_verified(client: Any, repository: str, store: Store, name: str) ->
 
 def build(name: str, project: str | os.PathLike | None = None, strategy: str = "wheelhouse",
           base: str | None = None, registry_mirror: str | None = None, ca_bundle: str | None = None,
-          incremental: bool = True, listener: Listener = ignore) -> BuildResult:
-    """Build snapshot ``name`` into a verified image; see the module docstring."""
+          incremental: bool = True, listener: Listener = ignore, nocache: bool = False) -> BuildResult:
+    """Build snapshot ``name`` into a verified image; see the module docstring.
+
+    ``nocache`` ignores Docker's layer cache (benchmarks of cold builds); ``incremental=False`` never starts from
+    the previous verified image.
+    """
     from .api import open_store
 
     started = time.perf_counter()
@@ -170,7 +188,7 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     facts = _base_facts(client, base_ref, listener)
     compat.check_requires_python(manifest["packages"], facts["python"]["version"], manifest["python"]["version"])
     plan = planning.make_plan(manifest, base_ref, facts, strategy)
-    full_text = dockerfile.render(plan, manifest["name"], manifest["digest"], __version__)
+    full_text = dockerfile.render(plan, manifest["name"], manifest["digest"], __version__, recipe_notes(manifest))
     written = write_dockerfile(folder, full_text)
 
     previous = _previous_verified(client, repository, store, manifest["name"]) if incremental else None
@@ -193,11 +211,13 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
         if strategy == "wheelhouse":
             house = wheelhouse.collect(pins, local, facts["python"]["version"], list(plan.index_urls), listener)
             listener(Event("phase", f"building {tag}"))
-            with wheelhouse.serve(house):
-                image_id = build_image(client, str(context), labels, "host", listener)
+            with wheelhouse.serve(house) as url:
+                if url != dockerfile.WHEEL_SERVER:  # the fixed port is busy (another build): point there instead
+                    (context / "Dockerfile").write_text(text.replace(dockerfile.WHEEL_SERVER, url))
+                image_id = build_image(client, str(context), labels, "host", listener, nocache)
         else:
             listener(Event("phase", f"building {tag}"))
-            image_id = build_image(client, str(context), labels, "host", listener)
+            image_id = build_image(client, str(context), labels, "host", listener, nocache)
 
     listener(Event("phase", "checking the image against the snapshot"))
     try:

@@ -7,12 +7,16 @@ from .gpu import driver_supports_cuda
 
 
 def snapshot_cuda(manifest: dict) -> str | None:
-    """The CUDA version the snapshot's code was built against (torch, then TensorFlow, then nvcc)."""
+    """The CUDA version the snapshot's packages were built against: torch's, TensorFlow's, or the CUDA runtime
+    wheel's. A system ``nvcc`` alone does not make a snapshot need a GPU."""
     cuda = manifest.get("cuda") or {}
-    for key in ("torch", "tensorflow", "nvcc"):
-        version = (cuda.get(key) or {}).get("cuda" if key != "nvcc" else "version")
+    for key in ("torch", "tensorflow"):
+        version = (cuda.get(key) or {}).get("cuda")
         if version:
             return str(version)
+    for wheel in cuda.get("wheels") or []:
+        if wheel["name"].startswith("nvidia-cuda-runtime"):
+            return ".".join(wheel["version"].split(".")[:2])
     return None
 
 

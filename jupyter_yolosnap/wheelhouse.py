@@ -121,18 +121,25 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def serve(folder: Path) -> Iterator[str]:
-    """Serve ``folder``'s listing on the fixed loopback address the Dockerfile names, for one build."""
+    """Serve ``folder``'s listing on loopback for one build; yield its URL.
+
+    The fixed address the Dockerfile names is tried first (same RUN lines, so Docker's cache holds); when
+    another build holds it, any free port is used, at the price of that build's cache for the pip layers.
+    """
     parts = urlsplit(WHEEL_SERVER)
     handler = functools.partial(_QuietHandler, directory=str(folder))
     try:
         server = http.server.ThreadingHTTPServer((parts.hostname, parts.port), handler)
-    except OSError as err:
-        raise YolosnapError(f"cannot serve wheels on {WHEEL_SERVER} ({err.strerror}); is another yolosnap build "
-                            "running? wait for it and retry") from None
+    except OSError:
+        try:
+            server = http.server.ThreadingHTTPServer((parts.hostname, 0), handler)
+        except OSError as err:
+            raise YolosnapError(f"cannot serve wheels on {parts.hostname} ({err.strerror}); check the loopback "
+                                "interface") from None
     thread = threading.Thread(target=server.serve_forever, name="yolosnap-wheelhouse", daemon=True)
     thread.start()
     try:
-        yield WHEEL_SERVER
+        yield f"http://{parts.hostname}:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()

@@ -2,8 +2,8 @@
 # The README's run command:  scripts/demo.sh [--lab]
 #
 # Sets up (scripts/setup.sh), then a headless demo of the snapshot workflow on a throwaway project:
-# save a venv's environment, change one package, see the drift, and run the same capture probe inside a
-# container of the stand-in base image (no network). With --lab, then starts JupyterLab on example-notebooks/.
+# save a venv's environment, change one package, see the drift, save again, build the snapshot into a verified
+# image, check it, and run a command in it (no network). With --lab, then starts JupyterLab on example-notebooks/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -29,13 +29,20 @@ step "Someone upgrades a dependency; yolosnap diff finds it (exit 1)"
 "$DEMO/venv/bin/python" -m pip install -q --disable-pip-version-check six==1.17.0 2>/dev/null
 "$Y" diff train-env --python "$DEMO/venv/bin/python" --project "$DEMO/project" || echo "exit $?"
 
-step "The same capture probe, inside the stand-in base image (network none)"
-BASE="python:$(.venv/bin/python -c 'import platform; print(platform.python_version())')-slim-bookworm"
-docker run --rm --network none -v "$REPO/jupyter_yolosnap:/opt/yolosnap:ro" "$BASE" python3 -c \
-    'import sys; sys.path.insert(0, "/opt/yolosnap"); from capture import capture_environment as c; e = c();
-print("python", e["python"]["version"], "|", e["os"]["pretty_name"], "|", len(e["packages"]), "package(s)")'
-echo "snapshot's python: $(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["python"]["version"])' \
-    "$DEMO/project/.yolosnap/train-env/snapshot.json")"
+step "Accept the upgrade: save again (the previous revision stays in history/)"
+"$Y" save train-env --python "$DEMO/venv/bin/python" --project "$DEMO/project" | head -1
+"$Y" history train-env --project "$DEMO/project"
+
+step "yolosnap build train-env: a Docker image, proven by a capture inside it"
+IMAGE=$("$Y" build train-env --project "$DEMO/project" | tail -n 1)
+sed -n '1,12p' "$DEMO/project/.yolosnap/train-env/Dockerfile"
+
+step "yolosnap check train-env (exit 0: no drift)"
+"$Y" check train-env --project "$DEMO/project" && echo "exit 0"
+
+step "Run in the restored environment: docker run --network none $IMAGE"
+docker run --rm --network none "$IMAGE" python -c 'import six, sys; print("six", six.__version__, "on Python", sys.version.split()[0])'
+docker image rm -f "$IMAGE" "${IMAGE%%:*}:latest" >/dev/null
 
 if [ "${1:-}" = "--lab" ]; then
     step "JupyterLab on example-notebooks/ (Ctrl-C to stop)"

@@ -217,3 +217,55 @@ def test_unknown_base_and_no_engine(small_env, project, images, monkeypatch):
         bake.build(name, project)
     done = yolosnap("build", name, "--project", project)
     assert done.returncode == 2 and done.stderr.startswith("yolosnap: cannot reach the Docker engine")
+
+
+def test_pinned_strategy_installs_from_the_index_inside_the_build(small_env, project, images, engine):
+    name = images("pinned")
+    api.save(name, str(small_env), project)
+    result = bake.build(name, project, strategy="pinned")
+    assert result.check.clean
+    text = (project / ".yolosnap" / name / "Dockerfile").read_text()
+    assert "--no-index" not in text and "--cert /tmp/yolosnap/ca-bundle.crt" in text
+
+
+def test_host_pip_settings_reach_the_wheelhouse_and_credentials_stay_on_the_host(project, images, engine, tmp_path,
+                                                                                  monkeypatch):
+    """A private wheel folder and an index with credentials, from the host's pip settings (here: its env)."""
+    from .conftest import make_project
+
+    folder = tmp_path / "private-wheels"
+    src = make_project(tmp_path / "src" / "ysnap-private", "ysnap-private", "1.0.0")
+    python = make_venv(tmp_path / "venv")
+    run(python, *PIP, "setuptools>=64", "wheel")
+    run(python, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", folder, src)
+    run(python, *PIP, "--no-index", "--find-links", folder, "ysnap-private")
+    name = images("private")
+    saved = api.save(name, str(python), project)
+    assert {p["name"]: p["source"] for p in saved.manifest["packages"]}["ysnap-private"] == "index"
+    secret = "s3cret-token-value"
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", f"http://builder:{secret}@127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    result = bake.build(name, project)
+    assert result.check.clean
+    image = engine.images.get(result.image)
+    everywhere = json.dumps([image.attrs, image.history()]) + (project / ".yolosnap" / name / "Dockerfile").read_text()
+    assert secret not in everywhere and str(folder) not in everywhere
+
+
+def test_notebook_build_shows_progress_and_returns_the_image(small_env, project, images):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    name = images("magic")
+    api.save(name, str(small_env), project)
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "jupyter_yolosnap")
+        result = shell.run_cell(f"%snapshot build {name} --project {project}")
+        assert result.success, result.error_in_exec
+        assert f"Built {bake.image_tag(api.load(name, project))}" in str(result.result)
+        checked = shell.run_cell(f"%snapshot check {name} --project {project}")
+        assert "no drift" in str(checked.result)
+    finally:
+        InteractiveShell.clear_instance()

@@ -23,13 +23,13 @@ TAIL_LINES = 15
 
 
 def build_image(client: Any, context: str, labels: dict[str, str], network_mode: str = "none",
-                listener: Listener = ignore, extra_hosts: dict | None = None) -> str:
+                listener: Listener = ignore, nocache: bool = False) -> str:
     """Build ``context``/Dockerfile; return the new image's id, or raise ``BuildFailed`` with the failing step."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     step_text, image_id, layers = None, None, []
     try:
         stream = client.api.build(path=context, dockerfile="Dockerfile", labels=labels, network_mode=network_mode,
-                                  rm=True, forcerm=True, pull=False, decode=True, extra_hosts=extra_hosts)
+                                  rm=True, forcerm=True, pull=False, decode=True, nocache=nocache)
         for chunk in stream:
             if "error" in chunk:
                 detail = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
