@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .api import open_store
 from .check import CheckResult, check_image
 from .engine.build import build_image
 from .engine.client import LABEL_PREFIX, connect, explain
 from .engine.probe import capture_in_image
 from .events import Event, Listener, ignore
-from .exceptions import DriftFound, EngineError
+from .exceptions import DriftFound, EngineError, RecipeError, SnapshotNotFound
+from . import wheelhouse
 from .recipe import compat, dockerfile, plan as planning
 from .store import Store
-from . import wheelhouse
 
 LABELS = {"snapshot": f"{LABEL_PREFIX}.snapshot", "digest": f"{LABEL_PREFIX}.digest",
           "base": f"{LABEL_PREFIX}.base", "strategy": f"{LABEL_PREFIX}.strategy"}
@@ -137,8 +138,6 @@ def assemble_context(context: Path, docker_text: str, files: dict[str, str], loc
         if path is None:
             continue  # remote archive or VCS: pip fetches it during the build
         if not os.path.exists(path):
-            from .exceptions import RecipeError
-
             raise RecipeError(f"{pkg['name']} was installed from {path}, which no longer exists; restore it, or "
                               "reinstall the package and save the snapshot again")
         _copy_source(path, context, keep_git=pkg["source"] == "vcs")
@@ -168,8 +167,6 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     ``nocache`` ignores Docker's layer cache (benchmarks of cold builds); ``incremental=False`` never starts from
     the previous verified image.
     """
-    from .api import open_store
-
     started = time.perf_counter()
     store = open_store(project)
     manifest = store.load(name)
@@ -248,9 +245,6 @@ def _remove_image(client: Any, image_id: str) -> None:
 
 def check(name: str, project: str | os.PathLike | None = None) -> CheckResult:
     """Check the verified image of snapshot ``name`` (or say it is not built)."""
-    from .api import open_store
-    from .exceptions import SnapshotNotFound
-
     manifest = open_store(project).load(name)
     client = connect()
     tag = image_tag(manifest)
