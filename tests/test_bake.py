@@ -120,12 +120,8 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
     log = [(e.kind, e.message) for e in full_events if e.kind in ("step", "log")]
     heavy_step = next(i for i, (k, m) in enumerate(log) if k == "step" and "heavy.txt" in m and m.startswith("RUN"))
     assert log[heavy_step + 1] == ("log", "---> Using cache")
-    # layer by layer (the stand-in base is one layer, FROM is step 0): base, apt and heavy layers are the first
-    # image's own, and the first new layer is the changed pins' COPY
-    first_layers, third_layers = old_layers, engine.images.get(third.image).attrs["RootFS"]["Layers"]
-    shared = next(i for i, (a, b) in enumerate(zip(first_layers, third_layers)) if a != b)
-    steps_before_index = [m for m in steps(full_events) if not m.startswith(("LABEL", "ENV"))]
-    assert steps_before_index.index(next(m for m in steps_before_index if "index.txt" in m)) == shared
+    # a full build again (same layer count as the first), not a delta on top of the second
+    assert len(engine.images.get(third.image).attrs["RootFS"]["Layers"]) == len(old_layers)
 
 
 def test_every_install_kind_reproduces_with_zero_drift(sample_env, project, images, engine):

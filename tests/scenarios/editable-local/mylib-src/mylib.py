@@ -1,0 +1,3 @@
+import six
+
+GREETING = "trained " + six.text_type("fine")
