@@ -15,6 +15,17 @@ PY=$(python3 -c 'import os, sys; print(os.path.realpath(os.path.join(sys.base_pr
 [ -x "$PY" ] || PY=$(python3 -c 'import sys; print(sys.executable)')
 VERSION=$("$PY" -c 'import platform; print(platform.python_version())')
 
+# What the tests build with besides Python: a C compiler and binutils (ELF fixtures), libyaml's headers (a
+# package whose extension needs a system library the base image lacks), git (VCS installs), util-linux.
+need=()
+for pkg in gcc binutils libyaml-dev git util-linux; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
 bash scripts/engine-up.sh
 bash scripts/standin-base.sh "$PY" >/dev/null
 

@@ -221,7 +221,7 @@ def test_pinned_strategy_installs_from_the_index_inside_the_build(small_env, pro
     result = bake.build(name, project, strategy="pinned")
     assert result.check.clean
     text = (project / ".yolosnap" / name / "Dockerfile").read_text()
-    assert "--no-index" not in text and "--cert /tmp/yolosnap/ca-bundle.crt" in text
+    assert "PIP_NO_INDEX" not in text and "ARG PIP_CERT=/tmp/yolosnap/ca-bundle.crt" in text
 
 
 def test_host_pip_settings_reach_the_wheelhouse_and_credentials_stay_on_the_host(project, images, engine, tmp_path,

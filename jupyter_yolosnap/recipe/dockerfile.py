@@ -13,8 +13,11 @@ from .plan import BuildPlan, requirement
 #: Where the build's wheel server listens (loopback of the build's host network); fixed so the RUN lines,
 #: and so Docker's layer cache, stay the same from one build to the next.
 WHEEL_SERVER = "http://127.0.0.1:47391/"
-PIP = "PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore python -m pip"
+PIP = "python -m pip"
 CA_PATH = "/tmp/yolosnap/ca-bundle.crt"
+#: pip settings for every RUN, as build arguments: RUN steps see them, the image's environment does not keep them.
+COMMON_PIP_ARGS = (("PIP_NO_CACHE_DIR", "1"), ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+                   ("PIP_ROOT_USER_ACTION", "ignore"))
 
 
 def local_path(url: str) -> str | None:
@@ -23,14 +26,19 @@ def local_path(url: str) -> str | None:
     return unquote(parts.path) if parts.scheme == "file" else None
 
 
-def pip_options(plan: BuildPlan, with_indexes: bool = False) -> str:
+def pip_settings(plan: BuildPlan) -> list[str]:
+    """``ARG`` lines that configure pip for the strategy (each ``ARG`` holds one name for the classic builder)."""
+    settings = list(COMMON_PIP_ARGS)
     if plan.strategy == "wheelhouse":
-        return f"--no-index --find-links {WHEEL_SERVER}"
-    extra = " ".join(f"--extra-index-url {url}" for url in plan.index_urls) if with_indexes else ""
-    return f"--cert {CA_PATH} {extra}".strip() if plan.strategy == "pinned" else extra
+        settings += [("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", WHEEL_SERVER)]
+    else:
+        settings.append(("PIP_CERT", CA_PATH))
+        if plan.index_urls:
+            settings.append(("PIP_EXTRA_INDEX_URL", " ".join(plan.index_urls)))
+    return [f"ARG {key}={shlex.quote(value)}" for key, value in settings]
 
 
-def install_local(pkg: dict, options: str) -> str:
+def install_local(pkg: dict) -> str:
     """The pip command that reinstalls one local, VCS or editable distribution from where it came."""
     url = pkg["url"]
     sub = pkg.get("subdirectory")
@@ -38,14 +46,14 @@ def install_local(pkg: dict, options: str) -> str:
         path = local_path(url) or url
         target = f"{path}/{sub}" if sub else path
         flag = "-e " if pkg["source"] == "editable" else ""
-        return f"{PIP} install --no-deps {options} {flag}{shlex.quote(target)}"
+        return f"{PIP} install --no-deps {flag}{shlex.quote(target)}"
     if pkg["source"] == "vcs":
         spec = f"{pkg.get('vcs') or 'git'}+{url}@{pkg['commit']}#egg={pkg['name']}"
         if sub:
             spec += f"&subdirectory={sub}"
-        return f"{PIP} install --no-deps {options} {shlex.quote(spec)}"
+        return f"{PIP} install --no-deps {shlex.quote(spec)}"
     path = local_path(url)
-    return f"{PIP} install --no-deps {options} {shlex.quote(path if path else pkg['name'] + ' @ ' + url)}"
+    return f"{PIP} install --no-deps {shlex.quote(path if path else pkg['name'] + ' @ ' + url)}"
 
 
 def requirement_files(plan: BuildPlan) -> dict[str, str]:
@@ -67,41 +75,42 @@ def render(plan: BuildPlan, name: str, digest: str, tool_version: str, notes: tu
         *(f"# Note: {note}" for note in notes),
         f"FROM {plan.base}",
     ]
+    lines += ["# pip settings for the build (build arguments: not kept in the image's environment).",
+              *pip_settings(plan)]
     if plan.strategy == "pinned":
         lines += ["# The build's CA bundle, so pip trusts the index from inside the build (public certificates only).",
                   f"COPY ca-bundle.crt {CA_PATH}"]
+    layers = []
     if plan.system_packages:
-        lines += ["# 1. System packages: native libraries the environment's packages need (found by the capture).",
-                  "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-                  + " ".join(plan.system_packages) + " && rm -rf /var/lib/apt/lists/*"]
+        layers.append(("System packages: native libraries the environment's packages need (found by the capture).",
+                       ["RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                        "--no-install-recommends " + " ".join(plan.system_packages) + " && rm -rf /var/lib/apt/lists/*"]))
     if plan.remove:
-        lines += ["# 2. Distributions of the base image that the snapshot does not have.",
-                  f"RUN {PIP} uninstall -y " + " ".join(plan.remove)]
-    for layer, title in (("heavy", "3. Heavy ML distributions, in their own layer."),
-                         ("index", "4. Every other pinned distribution.")):
+        layers.append(("Distributions of the base image that the snapshot does not have.",
+                       [f"RUN {PIP} uninstall -y " + " ".join(plan.remove)]))
+    for layer, title in (("heavy", "Heavy ML distributions, in their own layer."),
+                         ("index", "Every other pinned distribution.")):
         if getattr(plan, layer):
-            lines += [f"# {title}", f"COPY requirements/{layer}.txt /tmp/yolosnap/{layer}.txt",
-                      f"RUN {PIP} install --no-deps {pip_options(plan, with_indexes=layer == 'heavy')} "
-                      f"-r /tmp/yolosnap/{layer}.txt"]
+            layers.append((title, [f"COPY requirements/{layer}.txt /tmp/yolosnap/{layer}.txt",
+                                   f"RUN {PIP} install --no-deps -r /tmp/yolosnap/{layer}.txt"]))
     if plan.local:
-        options = pip_options(plan)
-        commands = [install_local(p, options) for p in plan.local]
-        lines.append("# 5. Local, VCS and editable sources, at the paths they were installed from.")
-        if any(local_path(p["url"]) for p in plan.local if p["source"] != "vcs" or p["url"].startswith("file:")):
-            lines.append("COPY sources/ /")
-        lines.append("RUN " + " \\\n && ".join(commands))
+        body = ["COPY sources/ /"] if any(local_path(p["url"]) for p in plan.local) else []
+        body.append("RUN " + " \\\n && ".join(install_local(p) for p in plan.local))
+        layers.append(("Local, VCS and editable sources, at the paths they were installed from.", body))
+    for number, (title, body) in enumerate(layers, 1):
+        lines += [f"# {number}. {title}", *body]
     return "\n".join(lines) + "\n"
 
 
 def render_delta(plan: BuildPlan, previous_image: str, install: list[dict], remove: list[str]) -> str:
     """A few pins on top of the previous verified image of the same snapshot."""
     lines = [f"# Delta on the previous verified image: {len(install)} pin(s) to install, {len(remove)} to remove.",
-             f"FROM {previous_image}"]
+             f"FROM {previous_image}", *pip_settings(plan)]
     if plan.strategy == "pinned":
         lines.append(f"COPY ca-bundle.crt {CA_PATH}")
     if remove:
         lines.append(f"RUN {PIP} uninstall -y " + " ".join(remove))
     if install:
         lines += ["COPY requirements/delta.txt /tmp/yolosnap/delta.txt",
-                  f"RUN {PIP} install --no-deps {pip_options(plan, with_indexes=True)} -r /tmp/yolosnap/delta.txt"]
+                  f"RUN {PIP} install --no-deps -r /tmp/yolosnap/delta.txt"]
     return "\n".join(lines) + "\n"
