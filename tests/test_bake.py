@@ -6,6 +6,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
 from jupyter_yolosnap import api, bake
@@ -29,10 +30,14 @@ def images(engine):
 
     yield name
     for snapshot in made:
-        repo = bake.image_repository(snapshot)
-        for image in engine.images.list(name=repo):
-            for tag in image.tags:
-                engine.images.remove(tag, force=True)
+        for tag in {t for image in engine.images.list(name=bake.image_repository(snapshot)) for t in image.tags}:
+            engine.images.remove(tag, force=True)
+        # untagged images of the snapshot too (e.g. one a test replaced under its tag)
+        for image in engine.images.list(all=True, filters={"label": f"org.jupyter-yolosnap.snapshot={snapshot}"}):
+            try:
+                engine.images.remove(image.id, force=True)
+            except docker.errors.NotFound:
+                pass
     leftovers = engine.containers.list(all=True, filters={"label": "org.jupyter-yolosnap.role=probe"})
     assert not leftovers, "probe containers left behind"
 
