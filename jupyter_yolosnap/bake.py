@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -114,16 +115,42 @@ def write_dockerfile(folder: Path, text: str) -> Path:
     return target
 
 
-def _copy_source(path: str, context: Path, keep_git: bool) -> None:
-    """Place a local source at its own absolute path under ``context/sources``."""
+def _git_files(folder: Path) -> list[str] | None:
+    """Files git would keep in ``folder`` (tracked, or untracked and not ignored); None outside a work tree."""
+    try:
+        done = subprocess.run(["git", "-C", str(folder), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+
+
+def _copy_source(path: str, context: Path, vcs: bool) -> None:
+    """Place a local source at its own absolute path under ``context/sources``.
+
+    A folder in a git work tree brings only what git keeps (not its venvs, caches or data); a VCS source
+    brings its ``.git``, which is all pip clones from. Other folders skip the usual caches.
+    """
     src = Path(path)
     dest = context / "sources" / src.relative_to(src.anchor)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir():
-        ignored = [e for e in SOURCE_EXCLUDES if not (keep_git and e == ".git")]
-        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(*ignored), dirs_exist_ok=True)
-    else:
+    if not src.is_dir():
         shutil.copy2(src, dest)
+        return
+    if vcs:
+        shutil.copytree(src / ".git", dest / ".git", symlinks=True)
+        return
+    files = _git_files(src)
+    if files is None:
+        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(*SOURCE_EXCLUDES), dirs_exist_ok=True)
+        return
+    for name in files:
+        source = src / name
+        if source.is_file() or source.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name, follow_symlinks=False)
 
 
 def assemble_context(context: Path, docker_text: str, files: dict[str, str], local: list[dict],
@@ -140,7 +167,7 @@ def assemble_context(context: Path, docker_text: str, files: dict[str, str], loc
         if not os.path.exists(path):
             raise RecipeError(f"{pkg['name']} was installed from {path}, which no longer exists; restore it, or "
                               "reinstall the package and save the snapshot again")
-        _copy_source(path, context, keep_git=pkg["source"] == "vcs")
+        _copy_source(path, context, vcs=pkg["source"] == "vcs")
     if strategy == "pinned":
         shutil.copy(ca_bundle or "/etc/ssl/certs/ca-certificates.crt", context / "ca-bundle.crt")
 

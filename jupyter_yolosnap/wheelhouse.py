@@ -11,6 +11,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,10 @@ from .recipe.dockerfile import WHEEL_SERVER, local_path
 from .recipe.plan import requirement
 
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
+#: What common backends ask for on top of ``requires`` when building an *editable* install (PEP 660's
+#: ``get_requires_for_build_editable``): a build with no index cannot discover these, so they are collected too.
+EDITABLE_EXTRAS = {"hatchling": ("editables",), "setuptools": ("wheel",), "pdm-backend": ("editables",),
+                   "scikit-build-core": ("editables",)}
 
 
 def cache_dir() -> Path:
@@ -101,17 +106,22 @@ def build_requires(pkg: dict) -> tuple[str, ...]:
         return ()
     path = local_path(pkg["url"])
     pyproject = Path(path, pkg.get("subdirectory") or "", "pyproject.toml") if path else None
-    if pyproject is None or not pyproject.is_file():
-        return DEFAULT_BUILD_REQUIRES
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        return DEFAULT_BUILD_REQUIRES
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return DEFAULT_BUILD_REQUIRES
-    return tuple(data.get("build-system", {}).get("requires", DEFAULT_BUILD_REQUIRES))
+    requires = DEFAULT_BUILD_REQUIRES
+    if pyproject is not None and pyproject.is_file():
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python < 3.11
+            tomllib = None
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8")) if tomllib else {}
+        except (OSError, ValueError):
+            data = {}
+        requires = tuple(data.get("build-system", {}).get("requires", DEFAULT_BUILD_REQUIRES))
+    if pkg["source"] != "editable":
+        return requires
+    names = {normalize_name(re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0]) for req in requires}
+    extras = (extra for backend, more in EDITABLE_EXTRAS.items() if backend in names for extra in more)
+    return tuple(dict.fromkeys((*requires, *extras)))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

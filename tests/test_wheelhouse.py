@@ -23,6 +23,9 @@ def test_serves_the_folder_on_the_fixed_address_or_a_free_one(tmp_path):
 def test_build_requires_of_local_sources(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[build-system]\nrequires = ["hatchling>=1.21"]\n')
     assert wheelhouse.build_requires({"source": "directory", "url": tmp_path.as_uri()}) == ("hatchling>=1.21",)
+    # an editable build also asks the backend for more (hatchling: editables)
+    assert wheelhouse.build_requires({"source": "editable", "url": tmp_path.as_uri()}) == ("hatchling>=1.21",
+                                                                                            "editables")
     bare = tmp_path / "bare"
     bare.mkdir()
     assert wheelhouse.build_requires({"source": "editable", "url": bare.as_uri()}) == wheelhouse.DEFAULT_BUILD_REQUIRES
