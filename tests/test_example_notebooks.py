@@ -11,17 +11,35 @@ from nbclient import NotebookClient
 from jupyter_yolosnap.manifest import loads
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "example-notebooks").glob("*.ipynb"))
+#: What each notebook must show in its outputs (text/plain), beyond running without errors.
+EXPECTED = {
+    "01-snapshot-and-drift.ipynb": ["Saved snapshot 'yolo-v5-base'", "this kernel: identical", "yolo-v5-base@1"],
+    "02-build-and-check.ipynb": ["Built yolosnap/dev-kernel:", "already built and verified",
+                                 "no drift: the image holds the snapshot's environment", "FROM python:"],
+}
+
+
+@pytest.fixture
+def cleanup_images(project):
+    yield
+    import docker
+
+    client = docker.from_env()
+    for folder in (project / ".yolosnap").glob("*/snapshot.json"):
+        for image in client.images.list(filters={"label": f"org.jupyter-yolosnap.snapshot={folder.parent.name}"}):
+            client.images.remove(image.id, force=True)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.name for n in NOTEBOOKS])
-def test_notebook_runs_clean(notebook, project):
+def test_notebook_runs_clean(notebook, project, cleanup_images):
     copy = project / notebook.name
     shutil.copy(notebook, copy)
     nb = nbformat.read(copy, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(o.get("data", {}).get("text/plain", "") for o in outputs)  # the same table as text
-    assert "Saved snapshot 'yolo-v5-base'" in text and "this kernel: identical" in text
-    manifest = loads((project / ".yolosnap" / "yolo-v5-base" / "snapshot.json").read_text())
-    assert manifest["name"] == "yolo-v5-base"
+    text = "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs)
+    for expected in EXPECTED[notebook.name]:
+        assert expected in text
+    for saved in (project / ".yolosnap").glob("*/snapshot.json"):
+        assert loads(saved.read_text())["name"] == saved.parent.name
