@@ -212,20 +212,21 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     facts = _base_facts(client, base_ref, listener)
     compat.check_requires_python(manifest["packages"], facts["python"]["version"], manifest["python"]["version"])
     plan = planning.make_plan(manifest, base_ref, facts, strategy)
-    full_text = dockerfile.render(plan, manifest["name"], manifest["digest"], __version__, recipe_notes(manifest))
+    labels = {LABELS["snapshot"]: manifest["name"], LABELS["digest"]: manifest["digest"],
+              LABELS["base"]: base_ref, LABELS["strategy"]: strategy}
+    full_text = dockerfile.render(plan, manifest["name"], manifest["digest"], __version__, recipe_notes(manifest),
+                                  labels)
     written = write_dockerfile(folder, full_text)
 
     previous = _previous_verified(client, repository, store, manifest["name"]) if incremental else None
     change = planning.delta(previous[1], manifest) if previous else None
-    labels = {LABELS["snapshot"]: manifest["name"], LABELS["digest"]: manifest["digest"],
-              LABELS["base"]: base_ref, LABELS["strategy"]: strategy}
     with tempfile.TemporaryDirectory(prefix="yolosnap-build-") as tmp:
         context = Path(tmp)
         if change is not None:
             install, remove = change
             listener(Event("phase", f"delta on {previous[0].short_id}: {len(install)} to install, "
                                     f"{len(remove)} to remove"))
-            text = dockerfile.render_delta(plan, previous[0].id, install, remove)
+            text = dockerfile.render_delta(plan, previous[0].id, install, remove, labels)
             files = {"requirements/delta.txt": "".join(planning.requirement(p) + "\n" for p in install)}
             pins, local = install, []
         else:
@@ -238,10 +239,10 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
             with wheelhouse.serve(house) as url:
                 if url != dockerfile.WHEEL_SERVER:  # the fixed port is busy (another build): point there instead
                     (context / "Dockerfile").write_text(text.replace(dockerfile.WHEEL_SERVER, url))
-                image_id = build_image(client, str(context), labels, "host", listener, nocache)
+                image_id = build_image(client, str(context), "host", listener, nocache)
         else:
             listener(Event("phase", f"building {tag}"))
-            image_id = build_image(client, str(context), labels, "host", listener, nocache)
+            image_id = build_image(client, str(context), "host", listener, nocache)
 
     listener(Event("phase", "checking the image against the snapshot"))
     try:

@@ -370,6 +370,7 @@ def test_heavy(name):
 
 
 @pytest.mark.parametrize("name", ["six", "requests", "soupsieve", "torchmetrics", "numpy-stl",
-                                  "nvidia", "jax2tf", "tensorboard", "ultralytics", "sklearn", "pandas-stubs"])
+                                  "nvidia", "jax2tf", "tensorboard", "ultralytics", "sklearn", "pandas-stubs",
+                                  "nvidia-ml-py", "nvidia_ml_py3"])
 def test_not_heavy(name):
     assert not is_heavy(name)

@@ -22,13 +22,13 @@ _LAYER = re.compile(r"^---> ([0-9a-f]{12})$")
 TAIL_LINES = 15
 
 
-def build_image(client: Any, context: str, labels: dict[str, str], network_mode: str = "none",
+def build_image(client: Any, context: str, network_mode: str = "none",
                 listener: Listener = ignore, nocache: bool = False) -> str:
     """Build ``context``/Dockerfile; return the new image's id, or raise ``BuildFailed`` with the failing step."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     step_text, image_id, layers = None, None, []
     try:
-        stream = client.api.build(path=context, dockerfile="Dockerfile", labels=labels, network_mode=network_mode,
+        stream = client.api.build(path=context, dockerfile="Dockerfile", network_mode=network_mode,
                                   rm=True, forcerm=True, pull=False, decode=True, nocache=nocache)
         for chunk in stream:
             if "error" in chunk:

@@ -258,13 +258,13 @@ def check_requires_python(packages: Iterable[dict], python_version: str,
 
 
 @lru_cache(maxsize=1)
-def _heavy() -> tuple[frozenset[str], tuple[str, ...]]:
+def _heavy() -> tuple[frozenset[str], tuple[str, ...], frozenset[str]]:
     table = compat_table("heavy_packages")
-    return frozenset(table["names"]), tuple(table["prefixes"])
+    return frozenset(table["names"]), tuple(table["prefixes"]), frozenset(table.get("not_heavy", ()))
 
 
 def is_heavy(name: str) -> bool:
     """Whether a distribution is a large wheel that gets its own image layer, so other pin changes reuse it."""
-    names, prefixes = _heavy()
+    names, prefixes, exceptions = _heavy()
     normalized = normalize_name(name)
-    return normalized in names or normalized.startswith(prefixes)
+    return normalized not in exceptions and (normalized in names or normalized.startswith(prefixes))
