@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from .capture.packages import normalize_name
 from .events import Event, Listener, ignore
 from .exceptions import RecipeError, YolosnapError
-from .recipe.dockerfile import WHEEL_SERVER, local_path
+from .recipe.dockerfile import UV_VERSION, WHEEL_SERVER, local_path
 from .recipe.plan import requirement
 
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
@@ -82,6 +82,8 @@ def collect(packages: list[dict], local: list[dict], python_version: str, index_
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     have = _have(folder)
+    if packages:  # the installer the Dockerfile uses for pins
+        packages = [*packages, {"name": "uv", "version": UV_VERSION, "source": "index"}]
     missing = [p for p in packages if (p["name"], p["version"]) not in have]
     python = collector_python(python_version)
     if missing:

@@ -60,7 +60,8 @@ def test_full_dockerfile_orders_layers_from_stable_to_volatile():
     assert "'git+https://g.invalid/u.git@" + "a" * 40 + "#egg=ultralytics'" in text
     assert "/w/w-2.0-py3-none-any.whl" in text
     assert "ARG PIP_NO_INDEX=1\nARG PIP_FIND_LINKS=http://127.0.0.1:47391/\n" in text
-    assert "RUN python -m pip install --no-deps -r /tmp/yolosnap/heavy.txt" in text
+    assert ("uv pip install --system --no-deps --compile-bytecode --no-index --find-links \"$PIP_FIND_LINKS\" "
+            "-r /tmp/yolosnap/heavy.txt") in text
     files = dockerfile.requirement_files(plan)
     assert files == {"requirements/heavy.txt": "numpy==2.1.3\ntorch==2.1.2+cu121\n",
                      "requirements/index.txt": "pip==24.0\nsix==1.16.0\n"}
@@ -73,6 +74,7 @@ def test_pinned_strategy_uses_the_indexes_and_a_ca_bundle():
     assert "ARG PIP_CERT=/tmp/yolosnap/ca-bundle.crt\n" in text
     assert "ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cu121\n" in text
     assert "PIP_NO_INDEX" not in text and "127.0.0.1" not in text
+    assert "RUN python -m pip install --no-deps -r /tmp/yolosnap/heavy.txt" in text and " uv " not in text
     with pytest.raises(ValueError):
         make_plan(manifest(), "b", BASE_FACTS, strategy="conda")
 

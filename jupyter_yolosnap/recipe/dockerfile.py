@@ -16,6 +16,10 @@ from .plan import BuildPlan, requirement
 WHEEL_SERVER = "http://127.0.0.1:47391/"
 PIP = "python -m pip"
 CA_PATH = "/tmp/yolosnap/ca-bundle.crt"
+#: The installer for pinned wheels in the wheelhouse strategy: uv installs a hundred wheels in parallel, several
+#: times faster than pip, and is itself one wheel from the wheelhouse, used and removed within each RUN.
+UV_VERSION = "0.13.9"
+UV_DIR = "/tmp/yolosnap/uv"
 #: pip settings for every RUN, as build arguments: RUN steps see them, the image's environment does not keep them.
 COMMON_PIP_ARGS = (("PIP_NO_CACHE_DIR", "1"), ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
                    ("PIP_ROOT_USER_ACTION", "ignore"), ("PIP_PROGRESS_BAR", "off"))
@@ -37,6 +41,15 @@ def pip_settings(plan: BuildPlan) -> list[str]:
         if plan.index_urls:
             settings.append(("PIP_EXTRA_INDEX_URL", " ".join(plan.index_urls)))
     return [f"ARG {key}={shlex.quote(value)}" for key, value in settings]
+
+
+def install_pins(plan: BuildPlan, requirements: str) -> str:
+    """The RUN command that installs a requirements file of exact pins (no dependencies: the closure is pinned)."""
+    if plan.strategy != "wheelhouse":
+        return f"RUN {PIP} install --no-deps -r {requirements}"
+    return (f"RUN {PIP} install --no-deps --target {UV_DIR} uv=={UV_VERSION} \\\n"
+            f" && UV_NO_CACHE=1 {UV_DIR}/bin/uv pip install --system --no-deps --compile-bytecode --no-index "
+            f"--find-links \"$PIP_FIND_LINKS\" -r {requirements} \\\n && rm -rf {UV_DIR}")
 
 
 def install_local(pkg: dict) -> str:
@@ -99,7 +112,7 @@ def render(plan: BuildPlan, name: str, digest: str, tool_version: str, notes: tu
                          ("index", "Every other pinned distribution.")):
         if getattr(plan, layer):
             layers.append((title, [f"COPY requirements/{layer}.txt /tmp/yolosnap/{layer}.txt",
-                                   f"RUN {PIP} install --no-deps -r /tmp/yolosnap/{layer}.txt"]))
+                                   install_pins(plan, f"/tmp/yolosnap/{layer}.txt")]))
     if plan.local:
         body = ["COPY sources/ /"] if any(local_path(p["url"]) for p in plan.local) else []
         body.append("RUN " + " \\\n && ".join(install_local(p) for p in plan.local))
@@ -122,7 +135,7 @@ def render_delta(plan: BuildPlan, previous_image: str, install: list[dict], remo
         lines.append(f"RUN {PIP} uninstall -y " + " ".join(remove))
     if install:
         lines += ["COPY requirements/delta.txt /tmp/yolosnap/delta.txt",
-                  f"RUN {PIP} install --no-deps -r /tmp/yolosnap/delta.txt"]
+                  install_pins(plan, "/tmp/yolosnap/delta.txt")]
     if labels:
         lines.append(label_line(labels))
     return "\n".join(lines) + "\n"
