@@ -126,7 +126,7 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     volumes: dict[str, dict[str, str]] = field(default_factory=dict)
     network: str = "none"
-    user: str = field(default_factory=host_user)
+    user: str = field(default_factory=lambda: host_user())  # looked up late: tests map another uid
     extra_mounts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -139,8 +139,12 @@ def workspace(cwd: str) -> str:
     return path
 
 
-def create(client: Any, image: str, command: list[str], spec: ContainerSpec) -> Any:
-    """Create and start a container; a start the engine refuses (GPUs it cannot give) leaves nothing behind."""
+def create(client: Any, image: str, command: list[str], spec: ContainerSpec, init: bool = False) -> Any:
+    """Create and start a container; a start the engine refuses (GPUs it cannot give) leaves nothing behind.
+
+    ``init`` puts the engine's tiny init first (signals forwarded, zombies reaped): scripts want it; a kernel is
+    PID 1 itself so that the engine's SIGINT reaches it directly.
+    """
     if spec.network not in NETWORKS:
         raise RuntimeFailure(f"network {spec.network!r} is not allowed; use 'none' or 'host'")
     cwd = workspace(spec.cwd)
@@ -153,7 +157,7 @@ def create(client: Any, image: str, command: list[str], spec: ContainerSpec) -> 
         container = client.containers.create(
             image, command, entrypoint=[], working_dir=cwd, user=spec.user, environment=environment,
             volumes=volumes, network_mode=spec.network, shm_size="1g", device_requests=requests or None,
-            labels=owner_labels(spec.role, spec.snapshot), stdin_open=False, tty=False)
+            labels=owner_labels(spec.role, spec.snapshot), stdin_open=False, tty=False, init=init or None)
         container.start()
     except Exception as err:
         if container is not None:
