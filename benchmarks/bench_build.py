@@ -35,6 +35,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from markdown_section import write_section  # noqa: E402  (benchmarks/ is sys.path[0])
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
 VENV = CACHE / "devenv"
@@ -498,20 +500,6 @@ def report(data: dict, runs: int, command: str) -> str:
               f"{(sizes['ours_delta'] - sizes['ours']) / 1e3:.0f} kB to the full image it starts from (the old "
               f"`{pin}` stays in the lower layer)."]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section in BENCHMARKS.md, keeping the others."""
-    title = section.splitlines()[0]
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured on this project's CI-like " \
-        "machine (2 cores, shared and noisy): medians and ratios from one run.\n\n"
-    start = text.find(title)
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 def main() -> int:
