@@ -195,6 +195,9 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     the previous verified image.
     """
     started = time.perf_counter()
+    if strategy == "pinned" and ca_bundle is not None and not os.path.isfile(ca_bundle):
+        raise RecipeError(f"--ca-bundle {ca_bundle!r} is not a file; pass a PEM file of CA certificates "
+                          "(e.g. /etc/ssl/certs/ca-certificates.crt)")
     store = open_store(project)
     manifest = store.load(name)
     client = connect()

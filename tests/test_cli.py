@@ -76,6 +76,9 @@ def test_project_defaults_to_the_working_directory(project):
     (["show", "missing"], "no snapshot named 'missing'"),
     (["diff", "missing"], "no snapshot named 'missing'"),
     (["show", "x@0"], "invalid revision"),
+    (["build", "x", "--strategy", "pinned", "--ca-bundle", "/no/such.pem"], "--ca-bundle '/no/such.pem' is not a file"),
+    (["build", "../x"], "invalid snapshot name"),
+    (["check", "missing"], "no snapshot named 'missing'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(project, args, message):
     done = yolosnap(*args, "--project", project)
