@@ -206,6 +206,7 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     folder = store.folder(manifest["name"])
     try:
         existing = client.images.get(tag)
+        existing.tag(repository, "latest")  # back to an earlier manifest: :latest follows the current one
         listener(Event("phase", f"{tag} is already built and verified"))
         return BuildResult(tag, existing.id, True, False, time.perf_counter() - started, folder / "Dockerfile", None)
     except Exception:

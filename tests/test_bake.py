@@ -128,6 +128,13 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
     # a full build again (same layer count as the first), not a delta on top of the second
     assert len(engine.images.get(third.image).attrs["RootFS"]["Layers"]) == len(old_layers)
 
+    # back to the first manifest: the image is reused at once and :latest follows it
+    run(small_env, *PIP, "six==1.16.0")
+    api.save(name, str(small_env), project)
+    back = bake.build(name, project)
+    assert back.reused and back.image == first.image
+    assert engine.images.get(f"{bake.image_repository(name)}:latest").id == first.image_id
+
 
 def test_every_install_kind_reproduces_with_zero_drift(sample_env, project, images, engine):
     """index, editable, local wheel, VCS (local git) and directory installs: the capture inside diffs clean."""
