@@ -1,0 +1,211 @@
+"""What every runtime container shares: mounts at the same paths, the host user, GPUs, labels, clean errors.
+
+Kernels and one-off scripts both run the notebook's working directory at its own absolute path, as the host
+user (files written there belong to the user, not root), with no network unless asked, and labels that let
+``ps``/``stop`` and the dead-owner sweep find them.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..engine.client import LABEL_PREFIX, explain
+from ..exceptions import EngineError
+from ..exceptions import RuntimeFailure
+
+ROLE = f"{LABEL_PREFIX}.role"
+SNAPSHOT = f"{LABEL_PREFIX}.snapshot"
+OWNER_PID = f"{LABEL_PREFIX}.owner-pid"
+OWNER_HOST = f"{LABEL_PREFIX}.owner-host"
+OWNER_START = f"{LABEL_PREFIX}.owner-start"
+NETWORKS = ("none", "host")  # the engine runs without a bridge; never reach private ranges
+
+
+def host_user() -> str:
+    """``uid:gid`` of this process: the container writes files the user owns."""
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def process_start(pid: int) -> str:
+    """The start time of ``pid`` in clock ticks since boot ('' where /proc is missing): tells a reused PID apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_labels(role: str, snapshot: str) -> dict[str, str]:
+    pid = os.getpid()
+    return {ROLE: role, SNAPSHOT: snapshot, OWNER_PID: str(pid), OWNER_HOST: socket.gethostname(),
+            OWNER_START: process_start(pid)}
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the process that started a container still runs (True when it is on another host: not ours)."""
+    if labels.get(OWNER_HOST, socket.gethostname()) != socket.gethostname():
+        return True
+    try:
+        pid = int(labels.get(OWNER_PID, ""))
+    except ValueError:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        pass
+    started = labels.get(OWNER_START)
+    return not started or process_start(pid) in ("", started)
+
+
+def gpu_requests(spec: str | int | None, client: Any) -> list:
+    """``--gpus all|N|none|auto|device=0,1`` as docker-py ``DeviceRequest``s; ``auto`` asks only where it can work."""
+    import docker
+
+    text = "none" if spec is None else str(spec).strip().lower()
+    if text == "auto":
+        from ..gpu import probe_gpus
+        from ..readiness import engine_gpu_runtime
+
+        text = "all" if probe_gpus()["status"] == "ok" and engine_gpu_runtime(client) else "none"
+    if text in ("none", "0", ""):
+        return []
+    if text == "all":
+        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if text.startswith("device="):
+        ids = [d.strip() for d in text[len("device="):].split(",") if d.strip()]
+        if ids:
+            return [docker.types.DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]
+    elif text.isdigit():
+        return [docker.types.DeviceRequest(count=int(text), capabilities=[["gpu"]])]
+    raise RuntimeFailure(f"--gpus {spec!r} is not understood; use all, a count (2), device=0,1, none or auto")
+
+
+def parse_env(items: list[str] | dict[str, str] | None) -> dict[str, str]:
+    """``KEY=VAL`` items (a bare ``KEY`` takes this process's value, like ``docker run -e KEY``)."""
+    if isinstance(items, dict):
+        return {str(k): str(v) for k, v in items.items()}
+    env: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise RuntimeFailure(f"-e {item!r}: expected KEY=VALUE with a shell-style KEY")
+        env[key] = value if sep else os.environ.get(key, "")
+    return env
+
+
+def parse_volumes(items: list[str] | None, cwd: str) -> dict[str, dict[str, str]]:
+    """``host:container[:ro|rw]`` items as docker-py ``volumes``; relative host paths are from ``cwd``."""
+    volumes: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        parts = item.split(":")
+        mode = "rw"
+        if len(parts) == 3 and parts[2] in ("ro", "rw"):
+            mode = parts.pop()
+        if len(parts) != 2 or not parts[0] or not parts[1].startswith("/"):
+            raise RuntimeFailure(f"-v {item!r}: expected HOST:CONTAINER[:ro] with an absolute CONTAINER path")
+        host = os.path.abspath(os.path.join(cwd, os.path.expanduser(parts[0])))
+        if not os.path.exists(host):
+            raise RuntimeFailure(f"-v {item!r}: {host} does not exist on this machine")
+        volumes[host] = {"bind": parts[1], "mode": mode}
+    return volumes
+
+
+@dataclass
+class ContainerSpec:
+    """Everything ``create`` needs beyond the image and command; the same for kernels and scripts."""
+
+    role: str
+    snapshot: str
+    cwd: str = field(default_factory=os.getcwd)
+    gpus: str | int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
+    network: str = "none"
+    user: str = field(default_factory=lambda: host_user())  # looked up late: tests map another uid
+    extra_mounts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def workspace(cwd: str) -> str:
+    """The working directory to mount: refuse ``/`` (mounting the host's root into a container is never meant)."""
+    path = os.path.realpath(cwd)
+    if path == "/":
+        raise RuntimeFailure("the working directory is / ; change to a project folder (%cd DIR) first, it is "
+                             "mounted into the container")
+    return path
+
+
+def create(client: Any, image: str, command: list[str], spec: ContainerSpec, init: bool = False,
+           on_created: Callable[[Any], None] | None = None) -> Any:
+    """Create and start a container; a start the engine refuses (GPUs it cannot give) leaves nothing behind.
+
+    ``init`` puts the engine's tiny init first (signals forwarded, zombies reaped): scripts want it; a kernel is
+    PID 1 itself so that the engine's SIGINT reaches it directly. ``on_created`` runs before the start (attach
+    there to miss no output of a command that ends at once).
+    """
+    if spec.network not in NETWORKS:
+        raise RuntimeFailure(f"network {spec.network!r} is not allowed; use 'none' or 'host'")
+    cwd = workspace(spec.cwd)
+    requests = gpu_requests(spec.gpus, client)
+    volumes = {cwd: {"bind": cwd, "mode": "rw"}, **spec.volumes, **spec.extra_mounts}
+    environment = {"HOME": "/tmp", "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
+                   "PYTHONUNBUFFERED": "1", **spec.env}
+    container = None
+    try:
+        container = client.containers.create(
+            image, command, entrypoint=[], working_dir=cwd, user=spec.user, environment=environment,
+            volumes=volumes, network_mode=spec.network, shm_size="1g", device_requests=requests or None,
+            labels=owner_labels(spec.role, spec.snapshot), stdin_open=False, tty=False, init=init or None)
+        if on_created is not None:
+            on_created(container)
+        container.start()
+    except Exception as err:
+        if container is not None:
+            remove_quietly(container)
+        raise _explain_start(err, image, bool(requests)) from None
+    return container
+
+
+def _explain_start(err: Exception, image: str, wants_gpu: bool) -> EngineError:
+    text = str(getattr(err, "explanation", None) or err)
+    if wants_gpu and ("device driver" in text or "gpu" in text.lower() or "nvidia" in text.lower()):
+        return EngineError("the Docker engine cannot give this container GPUs (" + text.strip().splitlines()[-1][:160]
+                           + "); install the NVIDIA Container Toolkit and restart the engine, or use --gpus none")
+    return explain(err, f"starting a container of {image}")
+
+
+def remove_quietly(container: Any) -> None:
+    """Remove a container whatever its state; gone already is fine."""
+    try:
+        container.remove(force=True, v=True)
+    except Exception:
+        pass
+
+
+def exit_reason(container: Any) -> str:
+    """Why a container stopped, from ``State``: exit code, OOM kill, the engine's own error."""
+    try:
+        container.reload()
+        state = container.attrs.get("State") or {}
+    except Exception:
+        return "it is gone (removed from the engine)"
+    if state.get("Running"):
+        return "it is still running"
+    parts = [f"exit code {state.get('ExitCode')}"]
+    if state.get("OOMKilled"):
+        parts.append("killed for running out of memory (OOMKilled)")
+    if state.get("Error"):
+        parts.append(str(state["Error"])[:200])
+    return ", ".join(parts)
+
+
+def last_log_line(container: Any) -> str:
+    try:
+        lines = container.logs(tail=20).decode("utf-8", "replace").strip().splitlines()
+    except Exception:
+        return ""
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,332 @@
+"""An IPython kernel inside a snapshot's container, bridged into this notebook the way ipyparallel's ``%%px`` is.
+
+The container runs with no network: the kernel's ZeroMQ sockets are Unix sockets (``transport: "ipc"``) in a
+short host folder bind-mounted at the same absolute path, so this process connects to them directly. The
+kernel is PID 1 of its container, so an interrupt is a ``SIGINT`` sent by the engine; ipykernel turns it into
+``KeyboardInterrupt`` in the running cell and the kernel keeps its state.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import os
+import pickle
+import queue
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Iterable
+
+from ..engine.client import explain
+from .containers import ContainerSpec, create, exit_reason, last_log_line, remove_quietly
+from ..exceptions import KernelDied, RemoteError, RuntimeFailure, VariableError
+from .kernel_image import KernelImage
+
+# argv: python -c BOOT <folder to append to sys.path, or ''> -f <connection file> ...
+BOOT = (
+    "import sys\n"
+    "if sys.path and sys.path[0] in ('', '.'): del sys.path[0]\n"  # as ipykernel_launcher: IPython adds cwd later
+    "extra = sys.argv.pop(1)\n"
+    "if extra: sys.path.append(extra)\n"  # at the END: the snapshot's own packages win
+    "from ipykernel.kernelapp import launch_new_instance\n"
+    "launch_new_instance()\n"
+)
+START_TIMEOUT = 60.0
+ALIVE_CHECK_S = 1.0
+PICKLE_PROTOCOL = 4  # every Python >= 3.9 reads it, whichever side is newer
+
+
+class RemoteKernel:
+    """One kernel container of one snapshot; ``execute`` forwards its output here as it arrives."""
+
+    def __init__(self, client: Any, snapshot: str, image: KernelImage, spec: ContainerSpec):
+        self.client = client
+        self.snapshot = snapshot
+        self.image = image
+        self.spec = spec
+        self.container: Any = None
+        self.kc: Any = None
+        self.folder: str | None = None
+        self.started_s: float | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def start(self, timeout: float = START_TIMEOUT) -> "RemoteKernel":
+        """Start the container and return once the kernel answers (about a second)."""
+        from jupyter_client import BlockingKernelClient
+        from jupyter_client.connect import write_connection_file
+
+        began = time.perf_counter()
+        # short: Unix socket paths must stay under 108 bytes
+        self.folder = tempfile.mkdtemp(prefix="ysk-", dir="/tmp")
+        try:
+            connection, _ = write_connection_file(os.path.join(self.folder, "kernel.json"), transport="ipc",
+                                                  ip=os.path.join(self.folder, "k"),
+                                                  key=secrets.token_hex(32).encode())
+            self._share_with_container_user(connection)
+            command = ["python", "-c", BOOT, self.image.kernel_path or "", "-f", connection,
+                       "--HistoryManager.hist_file=:memory:"]
+            self.spec.extra_mounts = {self.folder: {"bind": self.folder, "mode": "rw"}}
+            self.container = create(self.client, self.image.image, command, self.spec)
+            self.kc = BlockingKernelClient(connection_file=connection)
+            self.kc.load_connection_file()
+            self.kc.start_channels()
+            self._wait_ready(timeout)
+        except BaseException:
+            self.shutdown()
+            raise
+        self.started_s = time.perf_counter() - began
+        return self
+
+    def _share_with_container_user(self, connection: str) -> None:
+        """The kernel runs as ``spec.user``; when that is not us (only root can ask), hand it the folder."""
+        uid, _, gid = self.spec.user.partition(":")
+        if uid.isdigit() and int(uid) != os.getuid():
+            for path in (self.folder, connection):
+                os.chown(path, int(uid), int(gid or uid))
+
+    def _wait_ready(self, timeout: float) -> None:
+        """kernel_info until a reply AND its iopub status arrive: then no output of the first cell is lost."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg_id = self.kc.kernel_info()
+            answered = False
+            step_end = time.monotonic() + 1.0
+            while time.monotonic() < step_end:
+                self._check_alive("while starting")
+                try:
+                    if not answered:
+                        reply = self.kc.get_shell_msg(timeout=0.05)
+                        answered = reply["parent_header"].get("msg_id") == msg_id
+                    else:
+                        msg = self.kc.get_iopub_msg(timeout=0.05)
+                        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status":
+                            self._drain_iopub()
+                            return
+                except queue.Empty:
+                    pass
+            if time.monotonic() > deadline:
+                raise KernelDied(f"the kernel of snapshot {self.snapshot!r} did not answer within {timeout:.0f} s "
+                                 f"({last_log_line(self.container) or 'no output'}); it was stopped")
+
+    def _drain_iopub(self) -> None:
+        while True:
+            try:
+                self.kc.get_iopub_msg(timeout=0.01)
+            except queue.Empty:
+                return
+
+    def alive(self) -> bool:
+        if self.container is None:
+            return False
+        try:
+            self.container.reload()
+        except Exception:
+            return False
+        return self.container.status == "running"
+
+    def _check_alive(self, doing: str) -> None:
+        if not self.alive():
+            reason = exit_reason(self.container) if self.container is not None else "it was never started"
+            tail = last_log_line(self.container) if self.container is not None else ""
+            self.shutdown()
+            raise KernelDied(f"the kernel of snapshot {self.snapshot!r} stopped {doing} ({reason}"
+                             f"{'; last output: ' + tail if tail and doing == 'while starting' else ''}); "
+                             "its variables are lost, the next cell starts a fresh kernel")
+
+    def interrupt(self) -> None:
+        """SIGINT to the kernel (PID 1 of the container): the running cell gets ``KeyboardInterrupt``."""
+        try:
+            self.container.kill(signal="SIGINT")
+        except Exception as err:  # gone: the next alive check says so
+            if self.alive():
+                raise explain(err, "interrupting the kernel") from None
+
+    def shutdown(self) -> None:
+        """Close the channels, remove the container and the socket folder; safe to call twice."""
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:
+                pass
+            self.kc = None
+        if self.container is not None:
+            remove_quietly(self.container)
+            self.container = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    # --- execution -------------------------------------------------------------------------------------------
+    def execute(self, code: str, silent: bool = False, user_expressions: dict[str, str] | None = None,
+                forward: bool = True) -> dict:
+        """Run ``code``; forward streams and displays; return the reply content; raise ``RemoteError`` on error.
+
+        Ctrl-C while waiting interrupts the remote cell and keeps draining until it ends, then re-raises
+        ``KeyboardInterrupt`` here, with the kernel (and its variables) intact.
+        """
+        if self.kc is None:
+            raise KernelDied(f"the kernel of snapshot {self.snapshot!r} is stopped; the next cell starts a fresh one")
+        msg_id = self.kc.execute(code, silent=silent, store_history=not silent,
+                                 user_expressions=user_expressions or {}, allow_stdin=False)
+        reply: dict | None = None
+        idle = False
+        error: dict | None = None
+        interrupts = 0
+        last_check = time.monotonic()
+        while not (idle and reply is not None):
+            try:
+                try:
+                    if not idle:
+                        msg = self.kc.get_iopub_msg(timeout=0.2)
+                        if msg["parent_header"].get("msg_id") != msg_id:
+                            continue
+                        kind, content = msg["msg_type"], msg["content"]
+                        if kind == "status" and content.get("execution_state") == "idle":
+                            idle = True
+                        elif kind == "error":
+                            error = content
+                        elif forward:
+                            forward_message(kind, content)
+                    else:
+                        msg = self.kc.get_shell_msg(timeout=0.2)
+                        if msg["parent_header"].get("msg_id") == msg_id:
+                            reply = msg["content"]
+                except queue.Empty:
+                    pass
+                if time.monotonic() - last_check > ALIVE_CHECK_S:
+                    last_check = time.monotonic()
+                    self._check_alive("during the cell")
+            except KeyboardInterrupt:
+                interrupts += 1
+                if interrupts > 3:
+                    self.shutdown()
+                    raise KernelDied(f"the cell in snapshot {self.snapshot!r} ignored 3 interrupts; its kernel was "
+                                     "stopped, the next cell starts a fresh one") from None
+                self.interrupt()
+        if interrupts:
+            raise KeyboardInterrupt
+        if reply.get("status") == "error" or error is not None:
+            content = error or reply
+            raise RemoteError(content.get("ename", "Error"), content.get("evalue", ""),
+                              content.get("traceback") or [], self.snapshot)
+        return reply
+
+    def push(self, values: dict[str, Any]) -> None:
+        """Assign ``values`` in the remote user namespace (pickled, one silent cell)."""
+        if not values:
+            return
+        blobs = {}
+        for name, value in values.items():
+            try:
+                blobs[name] = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+            except Exception as err:
+                raise VariableError(f"cannot push {name!r}: a {type(value).__name__} cannot be pickled "
+                                    f"({_one_line(err)})") from None
+        payload = base64.b64encode(pickle.dumps(blobs, protocol=PICKLE_PROTOCOL)).decode("ascii")
+        code = ("globals().update({_k: __import__('pickle').loads(_v) for _k, _v in "
+                f"__import__('pickle').loads(__import__('base64').b64decode('{payload}')).items()}})")
+        try:
+            self.execute(code, silent=True, forward=False)
+        except RemoteError as err:
+            raise VariableError(f"cannot push {', '.join(values)}: unpickling in snapshot {self.snapshot!r} failed "
+                                f"({err.ename}: {_one_line(err.evalue)}); the class must be importable there"
+                                ) from None
+
+    @staticmethod
+    def pull_expressions(names: Iterable[str]) -> dict[str, str]:
+        """``user_expressions`` that return each variable pickled and base64-encoded (no output, no history)."""
+        for name in names:
+            check_identifier(name, "pull")
+        return {name: f"__import__('base64').b64encode(__import__('pickle').dumps({name}, protocol="
+                      f"{PICKLE_PROTOCOL})).decode('ascii')" for name in names}
+
+    def unpack_pulled(self, reply: dict, names: Iterable[str]) -> dict[str, Any]:
+        """The pulled values from an execute reply; the first that failed raises ``VariableError``."""
+        results = reply.get("user_expressions") or {}
+        values: dict[str, Any] = {}
+        problem = None
+        for name in names:
+            result = results.get(name) or {}
+            if result.get("status") != "ok":
+                ename, evalue = result.get("ename", "Error"), _one_line(result.get("evalue", "no result"))
+                if ename == "NameError" and problem is None:
+                    problem = f"cannot pull {name!r}: snapshot {self.snapshot!r}'s kernel has no variable {name!r}"
+                elif problem is None:
+                    problem = f"cannot pull {name!r}: it cannot be pickled in snapshot {self.snapshot!r} " \
+                              f"({ename}: {evalue})"
+                continue
+            try:
+                text = ast.literal_eval(result["data"]["text/plain"])
+                values[name] = pickle.loads(base64.b64decode(text))
+            except Exception as err:
+                if problem is None:
+                    problem = (f"cannot pull {name!r}: unpickling it here failed ({type(err).__name__}: "
+                               f"{_one_line(err)}); its class must be importable in this notebook")
+        if problem:
+            raise PartialPull(problem, values)
+        return values
+
+    def run_cell(self, code: str, push: dict[str, Any] | None = None, pull: Iterable[str] = ()) -> dict[str, Any]:
+        """Push, run the cell (output forwarded), and return the pulled variables."""
+        names = list(pull)
+        expressions = self.pull_expressions(names)
+        self.push(push or {})
+        reply = self.execute(code, user_expressions=expressions)
+        return self.unpack_pulled(reply, names)
+
+
+class PartialPull(VariableError):
+    """Some pulled variables failed; ``values`` holds the ones that arrived."""
+
+    def __init__(self, message: str, values: dict[str, Any]):
+        super().__init__(message)
+        self.values = values
+
+
+def check_identifier(name: str, verb: str) -> None:
+    import keyword
+
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise VariableError(f"cannot {verb} {name!r}: not a Python variable name")
+
+
+def _one_line(value: Any) -> str:
+    text = str(value).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+def forward_message(kind: str, content: dict) -> None:
+    """Show one remote iopub message here, as the local kernel would have (ipyparallel's ``%%px`` way)."""
+    if kind == "stream":
+        target = sys.stderr if content.get("name") == "stderr" else sys.stdout
+        target.write(content.get("text", ""))
+        target.flush()
+    elif kind in ("display_data", "execute_result", "update_display_data"):
+        _publish(content, update=kind == "update_display_data")
+    elif kind == "clear_output":
+        from IPython.display import clear_output
+
+        clear_output(wait=content.get("wait", False))
+
+
+def _publish(content: dict, update: bool = False) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = content.get("data") or {}, content.get("metadata") or {}
+    if not InteractiveShell.initialized():  # plain Python (a script): text is all there is to show
+        print(data.get("text/plain", ""))
+        return
+    from IPython.display import publish_display_data
+
+    kwargs: dict[str, Any] = {"metadata": metadata}
+    transient = content.get("transient")
+    if transient:
+        kwargs["transient"] = transient
+    if update:
+        kwargs["update"] = True
+    publish_display_data(data, **kwargs)
+
+
+__all__ = ["RemoteKernel", "RemoteError", "KernelDied", "VariableError", "RuntimeFailure", "forward_message"]

@@ -1,0 +1,106 @@
+"""One-off commands in a fresh container of a snapshot's verified image, with live output and a log file.
+
+``%snapshot run NAME -- python train.py`` is the batch twin of ``%%in_env``: the same mounts, user and GPUs,
+but a new container per run (removed afterwards), output printed as it comes and kept in
+``<cwd>/.yolosnap-runs/<name>-<timestamp>.log`` so a long training run leaves a record.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import api
+from ..engine.client import connect, explain
+from ..exceptions import YolosnapError
+from .containers import ContainerSpec, create, parse_env, parse_volumes, remove_quietly
+from ..exceptions import RuntimeFailure
+from .kernel_image import verified_image
+
+LOG_FOLDER = ".yolosnap-runs"
+STOP_GRACE_S = 10
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    """What a run did: its exit code (also ``int(run)``), its log file and how long it took."""
+
+    exit_code: int
+    log: Path
+    seconds: float
+    image: str
+
+    def __int__(self) -> int:
+        return self.exit_code
+
+
+def run_script(name: str, argv: list[str], project: str | os.PathLike | None = None, gpus: str | int | None = None,
+               env: list[str] | dict[str, str] | None = None, volumes: list[str] | None = None,
+               cwd: str | None = None, network: str = "none", stdout: TextIO | None = None,
+               stderr: TextIO | None = None) -> ScriptRun:
+    """Run ``argv`` in snapshot ``name``'s verified image; print its output live; return its exit code and log.
+
+    Ctrl-C stops the command (SIGINT, then a kill after a grace period), removes the container and re-raises.
+    """
+    if not argv:
+        raise RuntimeFailure("nothing to run; give a command after --, e.g. %snapshot run NAME -- python train.py")
+    cwd = cwd or os.getcwd()
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    manifest = api.load(name, project)
+    client = connect()
+    image = verified_image(client, manifest)
+    spec = ContainerSpec(role="run", snapshot=manifest["name"], cwd=cwd, gpus=gpus, env=parse_env(env),
+                         volumes=parse_volumes(volumes, cwd), network=network)
+    folder = Path(cwd, LOG_FOLDER)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+    log_path = folder / f"{manifest['name']}-{stamp}.log"
+    began = time.perf_counter()
+    attached: list = []  # attached before the start: a command that ends at once still shows its output
+    container = create(client, image, list(argv), spec, init=True, on_created=lambda c: attached.append(
+        client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
+    code = None
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            log.write(f"# {image}  {' '.join(argv)}  (cwd {cwd})\n")
+            log.flush()
+            try:
+                _follow(attached[0], out, err, log)
+                code = int(container.wait().get("StatusCode", -1))
+            except KeyboardInterrupt:
+                _stop(container)
+                log.write("# interrupted\n")
+                raise
+            log.write(f"# exit code {code}\n")
+    except YolosnapError:
+        raise
+    except (KeyboardInterrupt, OSError):
+        raise
+    except Exception as exc:
+        raise explain(exc, f"running {argv[0]} in {image}") from None
+    finally:
+        remove_quietly(container)
+    return ScriptRun(code, log_path, time.perf_counter() - began, image)
+
+
+def _follow(stream: Any, out: TextIO, err: TextIO, log: TextIO) -> None:
+    """Copy the container's output as it comes: stdout to ``out``, stderr to ``err``, both to the log."""
+    for chunk_out, chunk_err in stream:
+        for chunk, target in ((chunk_out, out), (chunk_err, err)):
+            if chunk:
+                text = chunk.decode("utf-8", "replace")
+                target.write(text)
+                target.flush()
+                log.write(text)
+                log.flush()
+
+
+def _stop(container: Any) -> None:
+    try:
+        container.kill(signal="SIGINT")
+        container.wait(timeout=STOP_GRACE_S)
+    except Exception:
+        pass

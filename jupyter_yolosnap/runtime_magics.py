@@ -1,0 +1,119 @@
+"""``%%in_env``: run a cell inside a snapshot's container, with output, plots and errors shown here.
+
+A thin front door over :mod:`jupyter_yolosnap.runtime`; ``run_script``, ``ps`` and ``stop`` are re-exported for
+the ``%snapshot run/ps/stop`` subcommands. Errors are one-line ``UsageError``s, except an exception raised by
+the cell itself: that shows the remote traceback, like a local cell's failure.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .events import Event
+from .exceptions import YolosnapError
+from .runtime import RemoteError, VariableError, format_ps, ps, run_script, stop
+from .runtime import registry
+from .runtime.remote_kernel import PartialPull, check_identifier
+
+__all__ = ["RuntimeMagics", "run_script", "ps", "stop", "format_ps", "load_ipython_extension"]
+
+
+class _LazyProgress:
+    """Shows progress only if something slow happens (the kernel image is built once per snapshot)."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.view: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if self.view is None:
+            self.view = self._make()
+        self.view(event)
+
+    def _make(self) -> Any:
+        try:
+            from ipykernel.zmqshell import ZMQInteractiveShell
+            from IPython import get_ipython
+
+            if isinstance(get_ipython(), ZMQInteractiveShell):
+                from .progress import NotebookProgress
+
+                return NotebookProgress(self.title)
+        except ImportError:
+            pass
+        return lambda e: print(f"yolosnap: {e.message}", file=sys.stderr) if e.kind == "phase" else None
+
+    def fail(self) -> None:
+        if self.view is not None and hasattr(self.view, "fail"):
+            self.view.fail()
+
+
+def _names(text: str | None, verb: str) -> list[str]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    for name in names:
+        check_identifier(name, verb)
+    return names
+
+
+@magics_class
+class RuntimeMagics(Magics):
+    """Cells that run inside a snapshot's verified image, in a warm kernel kept per snapshot."""
+
+    @magic_arguments()
+    @argument("name", help="the snapshot to run in (built with %%snapshot build NAME)")
+    @argument("--gpus", default=None, help="all, a count, device=0,1, none or auto (GPUs only where they work); "
+                                           "applies when the kernel starts")
+    @argument("--push", default="", help="comma-separated notebook variables to send in before the cell")
+    @argument("--pull", default="", help="comma-separated variables to bring back after the cell")
+    @argument("--project", default=None, help="the project folder holding .yolosnap/ (default: found from cwd)")
+    @argument("-e", "--env", action="append", default=[], metavar="KEY=VAL",
+              help="an environment variable for the kernel (repeatable)")
+    @argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]",
+              help="an extra folder to mount (repeatable); the working directory is always mounted")
+    @cell_magic
+    def in_env(self, line: str, cell: str) -> None:
+        """Run this cell inside snapshot NAME's image; its stdout, displays and errors appear here.
+
+        The kernel stays warm: variables persist from cell to cell until ``%snapshot stop NAME``. Ctrl-C
+        interrupts the remote cell and keeps the kernel.
+
+        Example::
+
+            %%in_env yolo-v5-base --gpus auto --push config --pull metrics
+            metrics = train(config)
+        """
+        args = parse_argstring(self.in_env, line)
+        progress = _LazyProgress(f"Preparing a kernel for snapshot {args.name!r}")
+        try:
+            push_names = _names(args.push, "push")
+            pull_names = _names(args.pull, "pull")
+            values = {}
+            for name in push_names:
+                if name not in self.shell.user_ns:
+                    raise VariableError(f"cannot push {name!r}: there is no variable {name!r} in this notebook")
+                values[name] = self.shell.user_ns[name]
+            try:
+                kernel = registry.get(args.name, args.project, gpus=args.gpus, env=args.env or None,
+                                      volumes=args.volume or None, listener=progress)
+            except BaseException:
+                progress.fail()
+                raise
+            try:
+                pulled = kernel.run_cell(cell, push=values, pull=pull_names)
+            except PartialPull as partial:
+                self.shell.user_ns.update(partial.values)
+                raise
+            self.shell.user_ns.update(pulled)
+        except RemoteError:
+            raise  # shown with the remote traceback (RemoteError._render_traceback_)
+        except YolosnapError as err:
+            raise UsageError(str(err)) from None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%%in_env`` (the package's own extension entry calls this too)."""
+    ipython.register_magics(RuntimeMagics)

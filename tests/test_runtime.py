@@ -1,0 +1,249 @@
+"""Cells and scripts inside a snapshot's verified image, on the real engine, through a real IPython shell."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from jupyter_yolosnap import api, bake, runtime
+from jupyter_yolosnap.runtime import containers as runtime_containers, kernel_image, registry
+from jupyter_yolosnap.runtime.containers import OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT
+from jupyter_yolosnap.exceptions import RemoteError
+from jupyter_yolosnap.runtime_magics import RuntimeMagics
+
+from .conftest import make_venv, run
+
+pytestmark = pytest.mark.engine
+PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory, engine, base_image):
+    """One small snapshot (six), built once, with its kernel image; its images are removed afterwards."""
+    root = tmp_path_factory.mktemp("runtime")
+    python = make_venv(root / "venv")
+    run(python, *PIP, "six==1.16.0")
+    project = root / "project"
+    project.mkdir()
+    name = f"rt-{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as patch:  # the wheel cache of the test session, as conftest does
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+        api.save(name, str(python), project)
+        built = bake.build(name, project)
+        made = kernel_image.ensure(engine, name, project)
+    yield {"name": name, "project": project, "image": built.image, "kernel": made}
+    runtime.stop()
+    for image in engine.images.list(name=bake.image_repository(name)):
+        for tag in image.tags:
+            engine.images.remove(tag, force=True)
+
+
+def _ours(engine) -> list:
+    found = engine.containers.list(all=True, filters={"label": f"{OWNER_PID}={os.getpid()}"})
+    return [c for c in found if c.labels.get(ROLE) in ("kernel", "run")]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, engine):
+    """The notebook's working directory; every kernel stopped and no runtime container left afterwards."""
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    yield folder
+    runtime.stop()
+    leftovers = _ours(engine)
+    for container in leftovers:
+        container.remove(force=True)
+    assert not leftovers, "runtime containers left behind: " + ", ".join(c.short_id for c in leftovers)
+
+
+@pytest.fixture
+def shell(workspace):
+    ip = InteractiveShell.instance()
+    ip.register_magics(RuntimeMagics)
+    return ip
+
+
+def cell(shell, snapshot, code: str, options: str = ""):
+    """Run ``%%in_env`` directly (errors raise here), capturing stdout, stderr and displays."""
+    with capture_output() as captured:
+        shell.run_cell_magic("in_env", f"{snapshot['name']} --project {snapshot['project']} {options}", code)
+    return captured
+
+
+def test_kernel_image_adds_one_layer_and_keeps_the_snapshot(snapshot, engine):
+    made = snapshot["kernel"]
+    assert made.kernel_path == kernel_image.KERNEL_PATH and made.image.endswith("-kernel")
+    base_layers = engine.images.get(snapshot["image"]).attrs["RootFS"]["Layers"]
+    kernel_layers = engine.images.get(made.image).attrs["RootFS"]["Layers"]
+    assert kernel_layers[:len(base_layers)] == base_layers and len(kernel_layers) == len(base_layers) + 1
+    again = kernel_image.ensure(engine, snapshot["name"], snapshot["project"])
+    assert again.image == made.image and not again.built  # cached
+
+
+def test_stdout_state_and_timings(shell, snapshot, workspace):
+    started = time.perf_counter()
+    out = cell(shell, snapshot, "import six, sys, os\nx = 41\nprint('six', six.__version__, six.__file__)\n"
+                                "print('err line', file=sys.stderr)\nprint(os.getcwd())")
+    first = time.perf_counter() - started
+    assert "six 1.16.0" in out.stdout and "/opt/yolosnap" not in out.stdout  # the snapshot's own six wins
+    assert str(workspace) in out.stdout and "err line" in out.stderr
+    out = cell(shell, snapshot, "x += 1\nprint(x)")
+    assert out.stdout.strip() == "42"
+
+    remote, local = [], []
+    for _ in range(50):
+        t = time.perf_counter()
+        cell(shell, snapshot, "pass")
+        remote.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with capture_output():
+            shell.run_cell("pass", store_history=False)
+        local.append(time.perf_counter() - t)
+    kernel = registry.running()[snapshot["name"]]
+    print(f"\nfirst cell {first:.2f} s (kernel start {kernel.started_s:.2f} s); warm no-op cell median "
+          f"{statistics.median(remote) * 1000:.1f} ms vs local {statistics.median(local) * 1000:.2f} ms")
+    assert first < 30 and statistics.median(remote) < 0.5
+
+
+def test_rich_display_comes_back(shell, snapshot):
+    code = ("from IPython.display import display, HTML\n"
+            "display(HTML('<b>shown</b>'))\n"
+            "class Fig:\n"
+            "    def _repr_html_(self): return '<i>fig</i>'\n"
+            "    def _repr_png_(self): return b'\\x89PNG\\r\\n\\x1a\\nfake'\n"
+            "Fig()\n")
+    out = cell(shell, snapshot, code)
+    datas = [o.data for o in out.outputs]
+    assert any(d.get("text/html") == "<b>shown</b>" for d in datas)
+    fig = next(d for d in datas if d.get("text/html") == "<i>fig</i>")
+    assert "image/png" in fig
+
+
+def test_exception_fails_the_cell_and_the_next_cell_works(shell, snapshot):
+    with pytest.raises(RemoteError) as failure:
+        cell(shell, snapshot, "y = 5\ndef f():\n    return 1 / 0\nf()")
+    assert failure.value.ename == "ZeroDivisionError" and "division by zero" in str(failure.value)
+    assert any("f()" in line or "1 / 0" in line for line in failure.value._render_traceback_())
+    # through run_cell as a notebook does: the cell fails, the remote traceback is what is shown
+    with capture_output() as shown:
+        result = shell.run_cell(f"%%in_env {snapshot['name']} --project {snapshot['project']}\nraise KeyError('k')")
+    assert isinstance(result.error_in_exec, RemoteError)
+    assert "KeyError" in shown.stdout + shown.stderr
+    assert cell(shell, snapshot, "print(y * 2)").stdout.strip() == "10"
+
+
+def test_push_and_pull(shell, snapshot):
+    shell.user_ns.update(config={"lr": 0.1, "layers": [1, 2]}, steps=3)
+    cell(shell, snapshot, "metrics = {'loss': config['lr'] * steps, 'n': len(config['layers'])}",
+         "--push config,steps --pull metrics")
+    assert shell.user_ns["metrics"] == {"loss": pytest.approx(0.3), "n": 2}
+
+    with pytest.raises(UsageError, match="has no variable 'nope'"):
+        cell(shell, snapshot, "z = 1", "--pull nope")
+    with pytest.raises(UsageError, match="cannot push 'missing': there is no variable"):
+        cell(shell, snapshot, "pass", "--push missing")
+    shell.user_ns["gen"] = (i for i in range(3))
+    with pytest.raises(UsageError, match="cannot push 'gen': a generator cannot be pickled"):
+        cell(shell, snapshot, "pass", "--push gen")
+    with pytest.raises(UsageError, match="cannot pull 'g': it cannot be pickled"):
+        cell(shell, snapshot, "g = (i for i in range(3))", "--pull g")
+    assert cell(shell, snapshot, "print(z, steps)").stdout.split() == ["1", "3"]  # the kernel survived
+
+
+def test_interrupt_stops_a_loop_and_keeps_the_kernel(shell, snapshot):
+    import _thread
+
+    cell(shell, snapshot, "kept = 'yes'")
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cell(shell, snapshot, "while True:\n    pass")
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - started < 10
+    assert cell(shell, snapshot, "print(kept)").stdout.strip() == "yes"
+
+
+def test_files_belong_to_the_user(shell, snapshot, workspace):
+    shell.user_ns.pop("uid", None)
+    cell(shell, snapshot, "import os\nopen('out.txt', 'w').write('x')\nuid = os.getuid()", "--pull uid")
+    assert shell.user_ns["uid"] == os.getuid()
+    assert (workspace / "out.txt").stat().st_uid == os.getuid()
+
+
+def test_another_uid_is_mapped(shell, snapshot, workspace, monkeypatch):
+    """The container runs as the host user: shown with a uid that is not root's (the tests run as root)."""
+    if os.getuid() != 0:
+        pytest.skip("mapping another uid needs root")
+    monkeypatch.setattr(runtime_containers, "host_user", lambda: "4321:4321")
+    workspace.chmod(0o777)
+    cell(shell, snapshot, "import os\nopen('mine.txt', 'w').write('x')\nuid = os.getuid()", "--pull uid")
+    assert shell.user_ns["uid"] == 4321
+    assert (workspace / "mine.txt").stat().st_uid == 4321
+
+
+def test_run_script_exit_code_and_log(snapshot, workspace, engine, capsys):
+    code = "import sys, six; print('hello', six.__version__); print('oops', file=sys.stderr); sys.exit(3)"
+    done = runtime.run_script(snapshot["name"], ["python", "-c", code], snapshot["project"], cwd=str(workspace))
+    assert done.exit_code == 3 and int(done) == 3
+    seen = capsys.readouterr()
+    assert "hello 1.16.0" in seen.out and "oops" in seen.err
+    assert done.log.parent == workspace / ".yolosnap-runs" and done.log.name.startswith(snapshot["name"] + "-")
+    text = done.log.read_text()
+    assert "hello 1.16.0" in text and "oops" in text and "exit code 3" in text
+    assert runtime.run_script(snapshot["name"], ["true"], snapshot["project"], cwd=str(workspace)).exit_code == 0
+
+
+def test_killed_container_gives_a_clear_error(shell, snapshot, engine):
+    cell(shell, snapshot, "lost = 1")
+    kernel = registry.running()[snapshot["name"]]
+    killer = threading.Timer(1.0, lambda: engine.containers.get(kernel.container.id).kill())
+    killer.start()
+    with pytest.raises(UsageError, match=r"stopped during the cell \(exit code 137"):
+        cell(shell, snapshot, "import time\ntime.sleep(30)")
+    killer.join()
+    assert snapshot["name"] not in registry.running() or registry.running()[snapshot["name"]].kc is None
+    out = cell(shell, snapshot, "print('lost' in globals())")  # a fresh kernel
+    assert out.stdout.strip() == "False"
+
+
+def test_gpus_on_an_engine_without_them(shell, snapshot, engine):
+    before = {c.id for c in engine.containers.list(all=True)}
+    with pytest.raises(UsageError, match="cannot give this container GPUs.*--gpus none"):
+        cell(shell, snapshot, "pass", "--gpus all")
+    assert not [c for c in engine.containers.list(all=True) if c.id not in before
+                and c.labels.get(SNAPSHOT) == snapshot["name"]]
+    with pytest.raises(UsageError, match="--gpus 'lots' is not understood"):
+        cell(shell, snapshot, "pass", "--gpus lots")
+    cell(shell, snapshot, "pass", "--gpus auto")  # no driver here: auto means none
+
+
+def test_ps_stop_and_sweep_of_dead_owners(shell, snapshot, engine, containers):
+    cell(shell, snapshot, "pass")
+    rows = [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
+    assert len(rows) == 1 and rows[0].mine and rows[0].role == "kernel"
+    assert snapshot["name"] in runtime.format_ps(rows)
+    assert runtime.stop(snapshot["name"]) == [snapshot["name"]]
+    assert not [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    orphan = containers.run(snapshot["image"], ["sleep", "60"], detach=True, labels={
+        ROLE: "kernel", SNAPSHOT: snapshot["name"], OWNER_PID: str(dead.pid), OWNER_HOST: socket.gethostname()})
+    assert orphan.short_id in runtime.sweep()
+    assert not containers.leftovers()
+
