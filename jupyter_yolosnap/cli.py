@@ -7,12 +7,12 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from .commands import build_parser, execute
+from .commands import execute, parse
 from .exceptions import YolosnapError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
         outcome = execute(args)
     except YolosnapError as err:

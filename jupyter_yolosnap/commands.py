@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Sequence
 
 from . import __version__
 from .exceptions import UsageFailure, YolosnapError
@@ -70,7 +70,41 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
                              "without drift")
     check.add_argument("name")
     check.add_argument("--json", action="store_true", help="print the differences as JSON")
+    run = command("run", "run a command in a fresh container of snapshot NAME's image: live output, a log file "
+                         "in .yolosnap-runs/, the command's exit code as the result")
+    run.add_argument("name")
+    run.add_argument("--gpus", default="auto", help="all, a count (2), device=0,1, none, or auto (default: GPUs "
+                     "when this host has a driver and the engine a GPU runtime)")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VAL]",
+                     help="an environment variable (repeatable; KEY alone passes this process's value)")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]",
+                     help="an extra folder to mount (repeatable); the working directory is always mounted")
+    run.add_argument("--network", choices=("none", "host"), default="none",
+                     help="none (default) or host, for a script that must download (datasets, weights)")
+    run.add_argument("--tensorboard", metavar="DIR", help="serve TensorBoard on DIR while the run lasts")
+    run.epilog = "The command comes after --:  run NAME [options] -- python train.py --epochs 3"
+    ps = command("ps", "list the running snapshot containers (warm kernels, runs, TensorBoards)")
+    ps.add_argument("--json", action="store_true", help="print them as JSON")
+    stop = command("stop", "end snapshot containers: this notebook's kernels and those whose owner is gone")
+    stop.add_argument("name", nargs="?", help="only this snapshot's (default: every snapshot's)")
+    stop.add_argument("--all", dest="everyone", action="store_true",
+                      help="also end containers of other notebooks and runs that are still alive")
     return parser
+
+
+def parse(argv: Sequence[str], prog: str = "yolosnap", raising: bool = False) -> argparse.Namespace:
+    """Parse a command line; for ``run``, everything after the first ``--`` is the command, untouched."""
+    argv = list(argv)
+    parser = build_parser(prog, raising)
+    head, tail = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, None)
+    args, extra = parser.parse_known_args(head)
+    if args.command == "run" and (extra or not tail):
+        parser.error(f"run needs the command after --, e.g.: run {args.name} -- python train.py")
+    if extra or (tail is not None and args.command != "run"):
+        parser.error("unrecognized arguments: " + " ".join(extra + (["--", *tail] if tail is not None else [])))
+    if args.command == "run":
+        args.argv = tail
+    return args
 
 
 @dataclass
@@ -120,7 +154,34 @@ def execute(args: argparse.Namespace) -> Outcome:
         shown = json.dumps(result.diff.to_dict() | {"clean": result.clean}, indent=2) if args.json else \
             render.render_check(result, _readiness(api.load(args.name, args.project)))
         return Outcome(shown, 0 if result.clean else 1, result)
+    if args.command in ("run", "ps", "stop"):
+        return _runtime(args)
     raise YolosnapError(f"unknown command {args.command!r}")
+
+
+def _runtime(args: argparse.Namespace) -> Outcome:
+    """``run``, ``ps`` and ``stop``: containers of snapshot images (:mod:`jupyter_yolosnap.runtime`)."""
+    from . import render, runtime
+
+    if args.command == "run":
+        done = runtime.run_script(args.name, args.argv, args.project, gpus=args.gpus, env=args.env,
+                                  volumes=args.volume, network=args.network, tensorboard=args.tensorboard)
+        table = png = png_path = None
+        if done.metrics is not None:
+            from .runtime import metrics
+
+            table = metrics.read(done.metrics)
+            png = metrics.plot_png(table) if table is not None else None
+            if png is not None:
+                png_path = done.log.with_suffix(".png")
+                png_path.write_bytes(png)
+        return Outcome(render.render_run(done, table, png, png_path), done.exit_code, done)
+    if args.command == "ps":
+        rows = runtime.ps()
+        shown = json.dumps([row.__dict__ for row in rows], indent=2) if args.json else render.render_ps(rows)
+        return Outcome(shown, data=rows)
+    removed = runtime.end(args.name, args.everyone)
+    return Outcome(render.render_stopped(removed, args.name, runtime.ps()), data=removed)
 
 
 def _terminal(args: argparse.Namespace):

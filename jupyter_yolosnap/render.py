@@ -162,3 +162,53 @@ def render_check(result, readiness: list[str]) -> Message:  # result: check.Chec
     verdict = "no drift: the image holds the snapshot's environment" if result.clean else \
         f"{len(result.drift)} difference(s) the image should not have"
     return Message(f"Check of {result.image}: {verdict}", ("", "section", "item", "snapshot", "image"), rows, footer)
+
+
+def render_run(done, table=None, png: bytes | None = None, png_path: object = None) -> Message:
+    """A finished ``run`` (``runtime.ScriptRun``), with its metrics table plotted when there is one."""
+    command = " ".join(done.argv) or "the command"
+    verdict = "succeeded" if done.exit_code == 0 else f"exited with code {done.exit_code}"
+    rows: list[tuple[str, object]] = [("exit code", done.exit_code), ("time", f"{done.seconds:.1f} s"),
+                                      ("log", done.log), ("image", done.image)]
+    if done.metrics is not None:
+        rows.append(("metrics", f"{done.metrics} ({table.rows} rows; {table.last_row()})" if table else
+                     f"{done.metrics} (not a table of numbers)"))
+    if png_path is not None:
+        rows.append(("plot", png_path))
+    if done.tensorboard:
+        rows.append(("tensorboard", f"{done.tensorboard} (stopped with the run)"))
+    return _Plotted(f"{command}: {verdict}", ("", ""), rows, png=png)
+
+
+class _Plotted(Message):
+    """A message followed by a PNG image in notebooks (the terminal gets the file's path in the rows)."""
+
+    def __init__(self, *args, png: bytes | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.png = png
+
+    def _repr_html_(self) -> str:
+        html_text = super()._repr_html_()
+        if self.png:
+            import base64
+
+            html_text += f"<img alt='metrics plot' src='data:image/png;base64,{base64.b64encode(self.png).decode()}'/>"
+        return html_text
+
+
+def render_ps(rows) -> Message:  # rows: list[runtime.registry.RuntimeContainer]
+    table = [(r.id, r.snapshot, r.role, r.status,
+              f"{r.owner_pid}{' (this kernel)' if r.mine else '' if r.owner_alive else ' (gone)'}", r.image)
+             for r in rows]
+    return Message("Snapshot containers" if rows else "No snapshot containers are running",
+                   ("container", "snapshot", "role", "status", "owner", "image"), table)
+
+
+def render_stopped(removed, name: str | None, remaining) -> Message:
+    """What ``stop`` ended, and what it left running (other notebooks' containers without ``--all``)."""
+    left = [r for r in remaining if name is None or r.snapshot == name]
+    footer = (f"{len(left)} container(s) of other running notebooks or runs were left alone; add --all to end "
+              "them too" if left else "")
+    what = f"snapshot {name!r}" if name else "any snapshot"
+    title = f"Stopped {len(removed)} container(s) of {what}" if removed else f"Nothing of {what} to stop"
+    return Message(title, ("container", "snapshot", "role"), [(r.id, r.snapshot, r.role) for r in removed], footer)

@@ -1,8 +1,8 @@
 """``%%in_env``: run a cell inside a snapshot's container, with output, plots and errors shown here.
 
-A thin front door over :mod:`jupyter_yolosnap.runtime`; ``run_script``, ``ps`` and ``stop`` are re-exported for
-the ``%snapshot run/ps/stop`` subcommands. Errors are one-line ``UsageError``s, except an exception raised by
-the cell itself: that shows the remote traceback, like a local cell's failure.
+A thin front door over :mod:`jupyter_yolosnap.runtime` (``%snapshot run/ps/stop`` go through ``commands``).
+Errors are one-line ``UsageError``s, except an exception raised by the cell itself: that shows the remote
+traceback, like a local cell's failure.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .events import Event
 from .exceptions import YolosnapError
-from .runtime import RemoteError, VariableError, format_ps, ps, run_script, stop
+from .exceptions import RemoteError, VariableError
 from .runtime import registry
 from .runtime.remote_kernel import PartialPull, check_identifier
 
-__all__ = ["RuntimeMagics", "run_script", "ps", "stop", "format_ps", "load_ipython_extension"]
+__all__ = ["RuntimeMagics"]
 
 
 class _LazyProgress:
@@ -113,7 +113,3 @@ class RuntimeMagics(Magics):
         except YolosnapError as err:
             raise UsageError(str(err)) from None
 
-
-def load_ipython_extension(ipython: Any) -> None:
-    """Register ``%%in_env`` (the package's own extension entry calls this too)."""
-    ipython.register_magics(RuntimeMagics)

@@ -1,12 +1,17 @@
 """Cells and scripts inside a snapshot's verified image, on the real engine, through a real IPython shell."""
 from __future__ import annotations
 
+import base64
+import io
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -14,11 +19,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from jupyter_yolosnap import api, bake, runtime
+from jupyter_yolosnap import api, bake, render, runtime
 from jupyter_yolosnap.runtime import containers as runtime_containers, kernel_image, registry
 from jupyter_yolosnap.runtime.containers import OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT
 from jupyter_yolosnap.exceptions import RemoteError
-from jupyter_yolosnap.runtime_magics import RuntimeMagics
 
 from .conftest import make_venv, run
 
@@ -28,10 +32,10 @@ PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
 
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory, engine, base_image):
-    """One small snapshot (six), built once, with its kernel image; its images are removed afterwards."""
+    """One snapshot (six, matplotlib, tensorboard), built once, with its kernel image; removed afterwards."""
     root = tmp_path_factory.mktemp("runtime")
     python = make_venv(root / "venv")
-    run(python, *PIP, "six==1.16.0")
+    run(python, *PIP, "six==1.16.0", "matplotlib", "tensorboard")
     project = root / "project"
     project.mkdir()
     name = f"rt-{uuid.uuid4().hex[:8]}"
@@ -69,7 +73,7 @@ def workspace(tmp_path, monkeypatch, engine):
 @pytest.fixture
 def shell(workspace):
     ip = InteractiveShell.instance()
-    ip.register_magics(RuntimeMagics)
+    ip.run_line_magic("load_ext", "jupyter_yolosnap")  # %snapshot and %%in_env, as a user loads them
     return ip
 
 
@@ -234,7 +238,7 @@ def test_ps_stop_and_sweep_of_dead_owners(shell, snapshot, engine, containers):
     cell(shell, snapshot, "pass")
     rows = [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
     assert len(rows) == 1 and rows[0].mine and rows[0].role == "kernel"
-    assert snapshot["name"] in runtime.format_ps(rows)
+    assert snapshot["name"] in str(render.render_ps(rows))
     assert runtime.stop(snapshot["name"]) == [snapshot["name"]]
     assert not [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
 
@@ -247,3 +251,136 @@ def test_ps_stop_and_sweep_of_dead_owners(shell, snapshot, engine, containers):
     assert orphan.short_id in runtime.sweep()
     assert not containers.leftovers()
 
+
+
+def test_matplotlib_figure_comes_back(shell, snapshot):
+    code = ("import matplotlib.pyplot as plt\n"
+            "plt.plot([3, 1, 2]); plt.title('losses')\n"
+            "plt.show()\n")
+    out = cell(shell, snapshot, code)
+    figures = [o.data for o in out.outputs if "image/png" in o.data]
+    assert len(figures) == 1, [sorted(o.data) for o in out.outputs]
+    png = figures[0]["image/png"]
+    assert (png if isinstance(png, bytes) else base64.b64decode(png)).startswith(b"\x89PNG")
+
+
+RESULTS = ("import csv, os\n"
+           "os.makedirs('runs/train/exp', exist_ok=True)\n"
+           "with open('runs/train/exp/results.csv', 'w', newline='') as f:\n"
+           "    w = csv.writer(f)\n"
+           "    w.writerow(['               epoch', '      train/box_loss', '     metrics/mAP_0.5'])\n"
+           "    for e in range(5):\n"
+           "        w.writerow([f'{e:>20}', f'{0.1 / (e + 1):>18.5f}', f'{0.1 * e:>18.5f}'])\n"
+           "        print('epoch', e, flush=True)\n")
+
+
+def test_snapshot_run_in_the_notebook_plots_results_csv(shell, snapshot, workspace):
+    (workspace / "train.py").write_text(RESULTS)
+    with capture_output() as out:
+        result = shell.run_cell(f"%snapshot run {snapshot['name']} --project {snapshot['project']} "
+                                "-- python train.py --epochs 5")
+    assert result.error_in_exec is None, result.error_in_exec
+    assert "epoch 4" in out.stdout  # live lines
+    report = result.result
+    assert report.png.startswith(b"\x89PNG") and "data:image/png;base64," in report._repr_html_()
+    text = str(report)
+    assert "succeeded" in text and "results.csv (5 rows; epoch 4: train/box_loss=0.02" in text
+    plots = list((workspace / ".yolosnap-runs").glob("*.png"))
+    assert len(plots) == 1 and plots[0].read_bytes() == report.png
+
+
+def test_snapshot_run_that_fails_fails_the_cell(shell, snapshot, workspace):
+    with capture_output():
+        result = shell.run_cell(f"%snapshot run {snapshot['name']} --project {snapshot['project']} "
+                                "-- python -c 'import sys; sys.exit(5)'")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert re.search(r"exited with code 5 in snapshot .*; its log: .*\.yolosnap-runs/.*\.log",
+                     str(result.error_in_exec))
+    with capture_output():  # unknown snapshot: one line, no container, no log folder left behind
+        result = shell.run_cell(f"%snapshot run nope --project {snapshot['project']} -- true")
+    assert "no snapshot named 'nope'" in str(result.error_in_exec)
+
+
+def test_cli_run_exit_code_ps_and_stop(snapshot, workspace, engine):
+    cli = [sys.executable, "-m", "jupyter_yolosnap"]
+    done = subprocess.run([*cli, "run", snapshot["name"], "--project", str(snapshot["project"]), "-e", "WHO=ci",
+                           "--", "python", "-c", "import os, sys; print('who', os.environ['WHO']); sys.exit(4)"],
+                          capture_output=True, text=True, cwd=workspace)
+    assert done.returncode == 4, done.stderr
+    assert "who ci" in done.stdout and "exited with code 4" in done.stdout
+    sleeper = subprocess.Popen([*cli, "run", snapshot["name"], "--project", str(snapshot["project"]), "--",
+                                "sleep", "60"], cwd=workspace, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not [r for r in runtime.ps() if r.snapshot == snapshot["name"] and r.role == "run"]:
+            assert time.monotonic() < deadline, "the run's container never showed in ps"
+            time.sleep(0.2)
+        listed = subprocess.run([*cli, "ps"], capture_output=True, text=True)
+        assert snapshot["name"] in listed.stdout and " run " in listed.stdout
+        polite = subprocess.run([*cli, "stop", snapshot["name"]], capture_output=True, text=True)
+        assert "left alone; add --all" in polite.stdout  # its owner (the CLI run) is alive
+        forced = subprocess.run([*cli, "stop", snapshot["name"], "--all"], capture_output=True, text=True)
+        assert "Stopped 1 container" in forced.stdout
+        assert sleeper.wait(timeout=20) != 0  # the run saw its container end
+    finally:
+        sleeper.kill()
+    assert not [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
+
+
+def test_tensorboard_serves_while_the_run_lasts(snapshot, workspace):
+    seen: dict = {}
+
+    class Watch(io.StringIO):
+        def write(self, text):
+            found = re.search(r"http://127\.0\.0\.1:\d+/", text)
+            if found and "url" not in seen:
+                seen["url"] = found.group(0)
+                seen["ps"] = [r.role for r in runtime.ps() if r.snapshot == snapshot["name"]]
+                with urllib.request.urlopen(seen["url"], timeout=10) as page:
+                    seen["status"] = page.status
+            return super().write(text)
+
+    done = runtime.run_script(snapshot["name"], ["python", "-c", "print('training')"], snapshot["project"],
+                              cwd=str(workspace), tensorboard="runs/tb", stdout=Watch())
+    assert done.exit_code == 0 and done.tensorboard == seen["url"]
+    assert seen["status"] == 200 and "tensorboard" in seen["ps"]
+    assert not [r for r in runtime.ps() if r.snapshot == snapshot["name"]]  # it ended with the run
+
+
+def test_kernel_restart_and_kill_leave_no_container(snapshot, workspace, engine):
+    """A real notebook kernel: a restart ends its snapshot kernel; after a SIGKILL the next kernel sweeps it."""
+    from jupyter_client.manager import start_new_kernel
+
+    code = (f"%load_ext jupyter_yolosnap\nget_ipython().run_cell_magic('in_env', "
+            f"'{snapshot['name']} --project {snapshot['project']}', 'print(1)')")
+
+    def owned_by(pid: int) -> list:
+        return engine.containers.list(all=True, filters={"label": f"{OWNER_PID}={pid}"})
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(workspace))
+    try:
+        assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
+        pid = km.provisioner.process.pid
+        assert len(owned_by(pid)) == 1
+        km.restart_kernel(now=False)
+        deadline = time.monotonic() + 20
+        while owned_by(pid):
+            assert time.monotonic() < deadline, "the restarted kernel's container is still there"
+            time.sleep(0.2)
+        kc.wait_for_ready(timeout=60)
+        assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
+        pid = km.provisioner.process.pid
+        assert len(owned_by(pid)) == 1
+        os.kill(pid, signal.SIGKILL)  # no clean exit: the container stays until someone sweeps
+        time.sleep(1)
+        assert len(owned_by(pid)) == 1
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(workspace))
+    try:
+        assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
+        assert not owned_by(pid)  # swept by the new kernel's first %%in_env
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

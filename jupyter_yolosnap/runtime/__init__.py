@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..exceptions import KernelDied, RemoteError, RuntimeFailure, VariableError
-from .registry import format_ps, get, ps, running, stop, sweep
+from .registry import end, get, ps, running, stop, sweep
 from .script import ScriptRun, run_script
 
-__all__ = ["KernelDied", "RemoteError", "RuntimeFailure", "VariableError", "ScriptRun", "format_ps", "get", "ps",
+__all__ = ["KernelDied", "RemoteError", "RuntimeFailure", "VariableError", "ScriptRun", "end", "get", "ps",
            "run_script", "running", "stop", "sweep"]

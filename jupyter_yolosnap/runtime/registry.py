@@ -20,7 +20,7 @@ from .containers import (OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, o
 from ..exceptions import RuntimeFailure
 from .remote_kernel import RemoteKernel
 
-ROLES = ("kernel", "run")
+ROLES = ("kernel", "run", "tensorboard")
 _kernels: dict[str, RemoteKernel] = {}
 _options: dict[str, tuple] = {}
 _lock = threading.RLock()
@@ -127,6 +127,27 @@ def stop(name: str | None = None) -> list[str]:
     return stopped
 
 
+def end(name: str | None = None, everyone: bool = False, client: Any | None = None) -> list[RuntimeContainer]:
+    """``stop [NAME] [--all]``: this process's kernels of ``name`` (every snapshot when None) shut down cleanly,
+    then the matching containers whose owner is gone, and with ``everyone`` those of other live owners too.
+
+    Returns what was removed. Another notebook's kernel is only ended when asked (``--all``): its next cell
+    then starts a fresh kernel and says why.
+    """
+    client = client or _client()
+    before = {row.id: row for row in ps(client) if name is None or row.snapshot == name}
+    removed = [before[cid] for cid in (kernel.container.short_id for key, kernel in running().items()
+                                       if kernel.container is not None and (name is None or key == name))
+               if cid in before]
+    stop(name)
+    for container in _labelled(client):
+        row = before.get(container.short_id)
+        if row is not None and row not in removed and (everyone or not owner_alive(container.labels)):
+            remove_quietly(container)
+            removed.append(row)
+    return removed
+
+
 def running() -> dict[str, RemoteKernel]:
     """This process's warm kernels by snapshot name."""
     with _lock:
@@ -150,15 +171,3 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def format_ps(rows: list[RuntimeContainer]) -> str:
-    """``ps`` as a plain table (the magic and the CLI print it)."""
-    if not rows:
-        return "no snapshot containers are running"
-    header = ("CONTAINER", "SNAPSHOT", "ROLE", "STATUS", "OWNER", "IMAGE")
-    lines = [header] + [(r.id, r.snapshot, r.role, r.status,
-                         f"{r.owner_pid}{' (this kernel)' if r.mine else '' if r.owner_alive else ' (dead)'}",
-                         r.image) for r in rows]
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from .. import api
 from ..engine.client import connect, explain
 from ..exceptions import YolosnapError
+from . import metrics, tensorboard as tensorboard_sidecar
 from .containers import ContainerSpec, create, parse_env, parse_volumes, remove_quietly
 from ..exceptions import RuntimeFailure
 from .kernel_image import verified_image
@@ -26,12 +27,16 @@ STOP_GRACE_S = 10
 
 @dataclass(frozen=True)
 class ScriptRun:
-    """What a run did: its exit code (also ``int(run)``), its log file and how long it took."""
+    """What a run did: its exit code (also ``int(run)``), its log file, how long it took, and the metrics
+    table it wrote (YOLO's ``results.csv``), if any."""
 
     exit_code: int
     log: Path
     seconds: float
     image: str
+    argv: tuple[str, ...] = ()
+    metrics: Path | None = None
+    tensorboard: str | None = None
 
     def __int__(self) -> int:
         return self.exit_code
@@ -40,10 +45,11 @@ class ScriptRun:
 def run_script(name: str, argv: list[str], project: str | os.PathLike | None = None, gpus: str | int | None = None,
                env: list[str] | dict[str, str] | None = None, volumes: list[str] | None = None,
                cwd: str | None = None, network: str = "none", stdout: TextIO | None = None,
-               stderr: TextIO | None = None) -> ScriptRun:
+               stderr: TextIO | None = None, tensorboard: str | None = None) -> ScriptRun:
     """Run ``argv`` in snapshot ``name``'s verified image; print its output live; return its exit code and log.
 
-    Ctrl-C stops the command (SIGINT, then a kill after a grace period), removes the container and re-raises.
+    ``tensorboard`` names a log folder to serve with TensorBoard while the run lasts. Ctrl-C stops the command
+    (SIGINT, then a kill after a grace period), removes the container (and TensorBoard) and re-raises.
     """
     if not argv:
         raise RuntimeFailure("nothing to run; give a command after --, e.g. %snapshot run NAME -- python train.py")
@@ -55,15 +61,24 @@ def run_script(name: str, argv: list[str], project: str | os.PathLike | None = N
     spec = ContainerSpec(role="run", snapshot=manifest["name"], cwd=cwd, gpus=gpus, env=parse_env(env),
                          volumes=parse_volumes(volumes, cwd), network=network)
     folder = Path(cwd, LOG_FOLDER)
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
     log_path = folder / f"{manifest['name']}-{stamp}.log"
-    began = time.perf_counter()
+    began, began_wall = time.perf_counter(), time.time()
+    board = tensorboard_sidecar.start(client, image, manifest, tensorboard, spec) if tensorboard else None
+    if board is not None:
+        out.write(f"TensorBoard on {tensorboard} (until the run ends): {board.url}\n")
+        out.flush()
     attached: list = []  # attached before the start: a command that ends at once still shows its output
-    container = create(client, image, list(argv), spec, init=True, on_created=lambda c: attached.append(
-        client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
+    try:
+        container = create(client, image, list(argv), spec, init=True, on_created=lambda c: attached.append(
+            client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
+    except BaseException:
+        if board is not None:
+            board.stop()
+        raise
     code = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w", encoding="utf-8") as log:
             log.write(f"# {image}  {' '.join(argv)}  (cwd {cwd})\n")
             log.flush()
@@ -83,7 +98,10 @@ def run_script(name: str, argv: list[str], project: str | os.PathLike | None = N
         raise explain(exc, f"running {argv[0]} in {image}") from None
     finally:
         remove_quietly(container)
-    return ScriptRun(code, log_path, time.perf_counter() - began, image)
+        if board is not None:
+            board.stop()
+    return ScriptRun(code, log_path, time.perf_counter() - began, image, tuple(argv),
+                     metrics.find_written(cwd, began_wall), board.url if board else None)
 
 
 def _follow(stream: Any, out: TextIO, err: TextIO, log: TextIO) -> None:

@@ -1,0 +1,111 @@
+"""The metrics table a training script leaves behind (YOLO's ``results.csv``), found after a run and plotted.
+
+YOLOv5/v8 write ``runs/train/exp*/results.csv``: one row per epoch, a header padded with spaces
+(``      epoch,   train/box_loss, ...``). Any CSV named ``results.csv`` (or ``metrics.csv``) that the run wrote
+under the working directory is read the same way: the first column is the x axis, every other numeric column
+gets a small panel. The plot is a PNG made with matplotlib (Agg) where the notebook has it; without it the
+run still reports the table's path and last row.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMES = ("results.csv", "metrics.csv")
+SKIP_DIRS = {".git", ".yolosnap", ".yolosnap-runs", "node_modules", "__pycache__", ".venv", "venv"}
+MAX_DEPTH = 6
+MAX_PANELS = 12
+
+
+@dataclass(frozen=True)
+class MetricsTable:
+    """Columns of a metrics CSV: ``x`` names the first column; ``series`` the numeric others."""
+
+    path: Path
+    x: str
+    xs: list[float]
+    series: dict[str, list[float]]
+
+    @property
+    def rows(self) -> int:
+        return len(self.xs)
+
+    def last_row(self) -> str:
+        """``epoch 99: metrics/mAP_0.5=0.61, ...`` (the first few columns), for terminals."""
+        if not self.xs:
+            return "no rows"
+        shown = ", ".join(f"{k}={_fmt(v[-1])}" for k, v in list(self.series.items())[:6])
+        return f"{self.x} {_fmt(self.xs[-1])}: {shown}"
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+
+
+def find_written(folder: str | os.PathLike, since: float) -> Path | None:
+    """The newest metrics CSV modified at or after ``since`` (epoch seconds) under ``folder``; None if none."""
+    found: list[tuple[float, Path]] = []
+    root = Path(folder)
+    for current, dirs, files in os.walk(root):
+        depth = len(Path(current).relative_to(root).parts)
+        dirs[:] = [] if depth >= MAX_DEPTH else [d for d in dirs if d not in SKIP_DIRS]
+        for name in files:
+            if name in NAMES:
+                path = Path(current, name)
+                try:
+                    mtime = path.stat().st_mtime
+                except OSError:
+                    continue
+                if mtime >= since - 1:  # coarse file-system clocks
+                    found.append((mtime, path))
+    return max(found)[1] if found else None
+
+
+def read(path: str | os.PathLike) -> MetricsTable | None:
+    """Parse a metrics CSV; None when it has no header or no numeric column besides the first."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(handle) if any(c.strip() for c in row)]
+    if len(rows) < 2:
+        return None
+    header, body = rows[0], rows[1:]
+    columns: dict[str, list[float]] = {}
+    for index, name in enumerate(header):
+        values = [_number(row[index]) if index < len(row) else math.nan for row in body]
+        if name and not all(math.isnan(v) for v in values):
+            columns[name] = values
+    if header[0] not in columns or len(columns) < 2:
+        return None
+    xs = columns.pop(header[0])
+    return MetricsTable(Path(path), header[0], xs, columns)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def plot_png(table: MetricsTable) -> bytes | None:
+    """A grid of small line plots, one per metric, as PNG bytes; None when matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    names = list(table.series)[:MAX_PANELS]
+    columns = min(5, len(names))
+    lines = math.ceil(len(names) / columns)
+    figure = Figure(figsize=(2.6 * columns, 2.1 * lines), dpi=80, layout="constrained")
+    for position, name in enumerate(names, start=1):
+        axes = figure.add_subplot(lines, columns, position)
+        axes.plot(table.xs, table.series[name], marker="." if table.rows < 30 else None, linewidth=1.2)
+        axes.set_title(name, fontsize=9)
+        axes.tick_params(labelsize=7)
+    figure.suptitle(f"{table.path.name}: {table.rows} rows", fontsize=10)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
