@@ -26,7 +26,7 @@ class Message:
             table = [self.header, *self.rows] if self.header else self.rows
             widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
             fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-            if self.header:
+            if any(self.header):  # key-value tables have a blank header: no header lines
                 lines += [fmt.format(*self.header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
             lines += [fmt.format(*row).rstrip() for row in self.rows]
         if self.footer:

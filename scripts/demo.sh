@@ -40,8 +40,8 @@ sed -n '1,12p' "$DEMO/project/.yolosnap/train-env/Dockerfile"
 step "yolosnap check train-env (exit 0: no drift)"
 "$Y" check train-env --project "$DEMO/project" && echo "exit 0"
 
-step "Run in the restored environment: docker run --network none $IMAGE"
-docker run --rm --network none "$IMAGE" python -c 'import six, sys; print("six", six.__version__, "on Python", sys.version.split()[0])'
+step "Run in the restored environment: yolosnap run train-env -- python ... (exit code is the command's)"
+(cd "$DEMO/project" && "$Y" run train-env -- python -c 'import six, sys; print("six", six.__version__, "on Python", sys.version.split()[0]); sys.exit(3)') || echo "exit $?"
 docker image rm -f "$IMAGE" "${IMAGE%%:*}:latest" >/dev/null
 
 if [ "${1:-}" = "--lab" ]; then

@@ -14,8 +14,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "example-notebooks").g
 #: What each notebook must show in its outputs (text/plain), beyond running without errors.
 EXPECTED = {
     "01-snapshot-and-drift.ipynb": ["Saved snapshot 'yolo-v5-base'", "this kernel: identical", "yolo-v5-base@1"],
-    "02-build-and-check.ipynb": ["Built yolosnap/dev-kernel:", "already built and verified",
-                                 "no drift: the image holds the snapshot's environment", "FROM python:"],
+    "02-build-check-and-run.ipynb": ["Built yolosnap/dev-kernel:", "already built and verified",
+                                     "no drift: the image holds the snapshot's environment", "FROM python:",
+                                     "in a container: True Python 3.11.7", "'best': 0.4",
+                                     "python train.py --epochs 5: succeeded", "results.csv (5 rows; epoch 4",
+                                     "epoch 4/4 done", "Stopped 1 container(s) of snapshot 'dev-kernel'"],
 }
 
 
@@ -41,5 +44,7 @@ def test_notebook_runs_clean(notebook, project, cleanup_images):
     text = "".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in outputs)
     for expected in EXPECTED[notebook.name]:
         assert expected in text
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(figures) == (1 if notebook.name.startswith("02-") else 0)  # the plot from inside the container
     for saved in (project / ".yolosnap").glob("*/snapshot.json"):
         assert loads(saved.read_text())["name"] == saved.parent.name

@@ -60,7 +60,9 @@ def install_local(pkg: dict) -> str:
         path = local_path(url) or url
         target = f"{path}/{sub}" if sub else path
         flag = "-e " if pkg["source"] == "editable" else ""
-        return f"{PIP} install --no-deps {flag}{shlex.quote(target)}"
+        # A Jupyter extension's front end is built by node, which images lack; hatch-jupyter-builder's documented
+        # switch skips that step. The Python package, what the snapshot records, installs as it did on the host.
+        return f"SKIP_JUPYTER_BUILDER=1 {PIP} install --no-deps {flag}{shlex.quote(target)}"
     if pkg["source"] == "vcs":
         spec = f"{pkg.get('vcs') or 'git'}+{url}@{pkg['commit']}#egg={pkg['name']}"
         if sub:

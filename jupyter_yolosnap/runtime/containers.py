@@ -85,6 +85,28 @@ def gpu_requests(spec: str | int | None, client: Any) -> list:
     raise RuntimeFailure(f"--gpus {spec!r} is not understood; use all, a count (2), device=0,1, none or auto")
 
 
+def driver_warning(manifest: dict, gpus: str | int | None, host_gpu: dict | None = None) -> str | None:
+    """A warning when GPUs are asked for but this host's driver cannot run the snapshot's CUDA; None if fine.
+
+    Said before the container starts: the container would start anyway, and the training would fail later
+    with a CUDA error far from the cause.
+    """
+    from ..gpu import driver_supports_cuda, probe_gpus
+    from ..readiness import snapshot_cuda
+
+    cuda = snapshot_cuda(manifest)
+    if cuda is None or str(gpus if gpus is not None else "none").strip().lower() in ("none", "0", ""):
+        return None
+    host_gpu = host_gpu if host_gpu is not None else probe_gpus()
+    if host_gpu.get("status") != "ok" or not host_gpu.get("driver_version"):
+        return None  # no driver: auto means none, and an explicit request gets the engine's own clear error
+    ok, reason = driver_supports_cuda(host_gpu["driver_version"], cuda)
+    if ok:
+        return None
+    return (f"warning: snapshot {manifest['name']!r} was built for CUDA {cuda}, which this host cannot run ({reason});"
+            " GPU code will fail in the container: update the NVIDIA driver, or use --gpus none")
+
+
 def parse_env(items: list[str] | dict[str, str] | None) -> dict[str, str]:
     """``KEY=VAL`` items (a bare ``KEY`` takes this process's value, like ``docker run -e KEY``)."""
     if isinstance(items, dict):

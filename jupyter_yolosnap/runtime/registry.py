@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .. import api
 from ..engine.client import connect, explain
 from ..events import Listener, ignore
-from . import kernel_image
-from .containers import (OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, owner_alive, parse_env,
-                         parse_volumes, remove_quietly)
 from ..exceptions import RuntimeFailure
+from . import kernel_image
+from .containers import (OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, driver_warning, owner_alive,
+                         parse_env, parse_volumes, remove_quietly)
 from .remote_kernel import RemoteKernel
 
 ROLES = ("kernel", "run", "tensorboard")
@@ -96,6 +98,9 @@ def get(name: str, project: str | os.PathLike | None = None, gpus: str | int | N
             atexit.register(stop)
             _state["atexit"] = True
         image = kernel_image.ensure(client, name, project, listener)
+        warning = driver_warning(api.load(name, project), gpus)
+        if warning:
+            print(warning, file=sys.stderr)
         spec = ContainerSpec(role="kernel", snapshot=name, cwd=cwd, gpus=gpus, env=parse_env(env),
                              volumes=parse_volumes(volumes, cwd))
         kernel = RemoteKernel(client, name, image, spec).start()

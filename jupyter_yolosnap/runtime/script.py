@@ -17,7 +17,7 @@ from .. import api
 from ..engine.client import connect, explain
 from ..exceptions import YolosnapError
 from . import metrics, tensorboard as tensorboard_sidecar
-from .containers import ContainerSpec, create, parse_env, parse_volumes, remove_quietly
+from .containers import ContainerSpec, create, driver_warning, parse_env, parse_volumes, remove_quietly
 from ..exceptions import RuntimeFailure
 from .kernel_image import verified_image
 
@@ -58,6 +58,9 @@ def run_script(name: str, argv: list[str], project: str | os.PathLike | None = N
     manifest = api.load(name, project)
     client = connect()
     image = verified_image(client, manifest)
+    warning = driver_warning(manifest, gpus)
+    if warning:
+        err.write(warning + "\n")
     spec = ContainerSpec(role="run", snapshot=manifest["name"], cwd=cwd, gpus=gpus, env=parse_env(env),
                          volumes=parse_volumes(volumes, cwd), network=network)
     folder = Path(cwd, LOG_FOLDER)

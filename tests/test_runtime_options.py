@@ -1,0 +1,80 @@
+"""The runtime's option parsing and pre-start checks, without an engine (GPU facts from NVML recordings)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jupyter_yolosnap.exceptions import RuntimeFailure
+from jupyter_yolosnap.gpu import RecordedNvml, probe_gpus
+from jupyter_yolosnap.runtime import metrics
+from jupyter_yolosnap.runtime.containers import driver_warning, gpu_requests, parse_env, parse_volumes, workspace
+
+NVML = Path(__file__).parent / "fixtures" / "nvml"
+
+
+def host(recording: str) -> dict:
+    return probe_gpus(RecordedNvml(json.loads((NVML / recording).read_text())))
+
+
+def manifest(cuda: str | None) -> dict:
+    return {"name": "yolo", "cuda": {"torch": {"version": "2.9.0", "cuda": cuda}} if cuda else {}}
+
+
+def test_driver_warning_before_start():
+    h100 = host("h100-driver-570.json")  # driver 570: CUDA up to 12.8
+    warning = driver_warning(manifest("13.0"), "all", h100)
+    assert warning and "built for CUDA 13.0, which this host cannot run" in warning and "--gpus none" in warning
+    assert driver_warning(manifest("12.4"), "all", h100) is None          # covered by the driver
+    assert driver_warning(manifest("12.4"), "auto", host("two-a100-driver-535.json")) is None  # minor compat
+    assert driver_warning(manifest("13.0"), "none", h100) is None         # no GPUs asked for
+    assert driver_warning(manifest(None), "all", h100) is None            # CPU-only snapshot
+    assert driver_warning(manifest("13.0"), "all", host("no-driver.json")) is None  # the engine says it
+
+
+def test_env_and_volume_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert parse_env(["A=1", "B=", "WANDB_MODE"]) == {"A": "1", "B": "", "WANDB_MODE": "offline"}
+    for bad in ("=1", "1A=2", "A-B=3"):
+        with pytest.raises(RuntimeFailure, match="expected KEY=VALUE"):
+            parse_env([bad])
+    (tmp_path / "data").mkdir()
+    assert parse_volumes(["data:/data:ro"], str(tmp_path)) == {str(tmp_path / "data"): {"bind": "/data",
+                                                                                        "mode": "ro"}}
+    with pytest.raises(RuntimeFailure, match="does not exist on this machine"):
+        parse_volumes(["missing:/m"], str(tmp_path))
+    with pytest.raises(RuntimeFailure, match="absolute CONTAINER path"):
+        parse_volumes(["data:relative"], str(tmp_path))
+    with pytest.raises(RuntimeFailure, match="the working directory is /"):
+        workspace("/")  # the host root is never mounted
+
+
+def test_gpu_option_forms():
+    assert gpu_requests("none", None) == [] and gpu_requests(None, None) == []
+    assert gpu_requests("all", None)[0]["Count"] == -1
+    assert gpu_requests("2", None)[0]["Count"] == 2
+    assert gpu_requests("device=0,1", None)[0]["DeviceIDs"] == ["0", "1"]
+    with pytest.raises(RuntimeFailure, match="--gpus 'many' is not understood"):
+        gpu_requests("many", None)
+
+
+def test_metrics_table_of_yolo_results(tmp_path):
+    run = tmp_path / "runs" / "train" / "exp2"
+    run.mkdir(parents=True)
+    (run / "results.csv").write_text(
+        "               epoch,      train/box_loss,   metrics/precision,                lr/pg0\n"
+        "                   0,             0.11864,             0.00105,              0.070027\n"
+        "                   1,            0.095512,              0.5123,              0.040060\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "results.csv").write_text("epoch,x\n0,1\n")  # skipped
+    found = metrics.find_written(tmp_path, since=0)
+    assert found == run / "results.csv"
+    table = metrics.read(found)
+    assert table.x == "epoch" and table.xs == [0, 1] and list(table.series) == [
+        "train/box_loss", "metrics/precision", "lr/pg0"]
+    assert table.last_row() == "epoch 1: train/box_loss=0.09551, metrics/precision=0.5123, lr/pg0=0.04006"
+    assert metrics.plot_png(table).startswith(b"\x89PNG")
+    (tmp_path / "metrics.csv").write_text("name,value\nloss,abc\n")
+    assert metrics.read(tmp_path / "metrics.csv") is None  # no numeric x column: not a metrics table
+    assert metrics.find_written(tmp_path / "runs", since=found.stat().st_mtime + 60) is None  # older than the run
