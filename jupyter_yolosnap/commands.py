@@ -83,6 +83,10 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
                      help="none (default) or host, for a script that must download (datasets, weights)")
     run.add_argument("--tensorboard", metavar="DIR", help="serve TensorBoard on DIR while the run lasts")
     run.epilog = "The command comes after --:  run NAME [options] -- python train.py --epochs 3"
+    restore = command("restore", "make snapshot NAME a Jupyter kernel (yolosnap-NAME) that runs inside its image; "
+                                 "pick it in any notebook's kernel picker")
+    restore.add_argument("name")
+    restore.add_argument("--remove", action="store_true", help="remove that kernel instead")
     ps = command("ps", "list the running snapshot containers (warm kernels, runs, TensorBoards)")
     ps.add_argument("--json", action="store_true", help="print them as JSON")
     stop = command("stop", "end snapshot containers: this notebook's kernels and those whose owner is gone")
@@ -156,6 +160,8 @@ def execute(args: argparse.Namespace) -> Outcome:
         return Outcome(shown, 0 if result.clean else 1, result)
     if args.command in ("run", "ps", "stop"):
         return _runtime(args)
+    if args.command == "restore":
+        return _restore(args)
     raise YolosnapError(f"unknown command {args.command!r}")
 
 
@@ -182,6 +188,27 @@ def _runtime(args: argparse.Namespace) -> Outcome:
         return Outcome(shown, data=rows)
     removed = runtime.end(args.name, args.everyone)
     return Outcome(render.render_stopped(removed, args.name, runtime.ps()), data=removed)
+
+
+def _restore(args: argparse.Namespace) -> Outcome:
+    """Install (or ``--remove``) the kernelspec whose kernel runs in the snapshot's container."""
+    from . import api, kernelspec, render
+
+    if args.remove:
+        removed = kernelspec.remove(args.name, api.open_store(args.project).project)
+        return Outcome(render.Message(f"Removed kernel {kernelspec.kernel_name(args.name)}" if removed else
+                                      f"No kernel {kernelspec.kernel_name(args.name)} of this project to remove"))
+    from .engine.client import connect
+    from .runtime import kernel_image
+
+    manifest = api.load(args.name, args.project)
+    made = kernel_image.ensure(connect(), manifest["name"], args.project,
+                               getattr(args, "listener", None) or _terminal(args))
+    name = kernelspec.install(manifest["name"], args.project, manifest)
+    rows = [("kernel", name), ("shown as", kernelspec.display_name(manifest["name"])), ("image", made.image)]
+    return Outcome(render.Message(f"Snapshot {manifest['name']!r} is a kernel now: pick "
+                                  f"'{kernelspec.display_name(manifest['name'])}' in the kernel picker", ("", ""),
+                                  rows), data=name, last_line=name)
 
 
 def _terminal(args: argparse.Namespace):

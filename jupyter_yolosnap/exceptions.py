@@ -88,3 +88,7 @@ class RemoteError(YolosnapError):
 
     def _render_traceback_(self) -> list[str]:
         return self.traceback or [str(self)]
+
+
+class BuildRunning(YolosnapError):
+    """A build of this snapshot is already running (the server answers 409)."""

@@ -26,10 +26,11 @@ class SnapshotMagics(Magics):
         try:
             args = parse(shlex.split(line), prog="%snapshot", raising=True)
             progress = None
-            if args.command == "build":
+            if args.command in ("build", "restore"):
                 from .progress import NotebookProgress
 
-                progress = args.listener = NotebookProgress(f"Building snapshot {args.name!r}")
+                verb = "Building" if args.command == "build" else "Preparing the kernel image of"
+                progress = args.listener = NotebookProgress(f"{verb} snapshot {args.name!r}")
             try:
                 outcome = execute(args)
             except BaseException:
@@ -66,6 +67,7 @@ Examples::
     %snapshot build yolo-v5-base         # bake into a Docker image, verified by a capture inside it
     %snapshot check yolo-v5-base         # re-verify the image against the manifest
     %snapshot run yolo-v5-base -- python train.py --epochs 3   # a script in a fresh container, live output
+    %snapshot restore yolo-v5-base       # a kernel (yolosnap-yolo-v5-base) that runs in the image
     %snapshot ps                         # warm kernels, runs and TensorBoards of snapshots
     %snapshot stop yolo-v5-base          # end this notebook's kernel of it (--all: everyone's)
 

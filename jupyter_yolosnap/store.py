@@ -155,6 +155,23 @@ class Store:
                 shutil.rmtree(path, ignore_errors=True)
             raise StoreError(_write_failure(self.project, err)) from None
 
+    def delete(self, name: str) -> None:
+        """Remove snapshot ``name`` with all its revisions (images built from it are left alone).
+
+        Under the snapshot's lock the folder is first renamed out of the store in one step, so a reader sees
+        the whole snapshot or none of it; the renamed copy is then removed.
+        """
+        name = validate_name(name)
+        self.path_of(name)  # a clear SnapshotNotFound when there is nothing to delete
+        try:
+            with self._locked(name):
+                trash = Path(tempfile.mkdtemp(dir=self.root, prefix=f".deleted-{name}-"))
+                os.replace(self.folder(name), trash / name)
+            _fsync_dir(self.root)
+        except OSError as err:
+            raise StoreError(_write_failure(self.project, err)) from None
+        shutil.rmtree(trash, ignore_errors=True)
+
     def _ensure_store(self) -> None:
         self.root.mkdir(exist_ok=True)
         ignore = self.root / ".gitignore"

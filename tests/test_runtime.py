@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import signal
@@ -384,3 +385,23 @@ def test_kernel_restart_and_kill_leave_no_container(snapshot, workspace, engine)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_cli_restore_installs_a_kernelspec(snapshot, tmp_path):
+    env = dict(os.environ, JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"))
+    cli = [sys.executable, "-m", "jupyter_yolosnap"]
+    done = subprocess.run([*cli, "restore", snapshot["name"], "--project", str(snapshot["project"])],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    kernel = done.stdout.strip().splitlines()[-1]
+    assert kernel == f"yolosnap-{snapshot['name']}"
+    spec = json.loads((tmp_path / "jupyter-data" / "kernels" / kernel / "kernel.json").read_text())
+    assert spec["argv"][1:4] == ["-m", "jupyter_yolosnap.kernelspec", snapshot["name"]]
+    assert spec["interrupt_mode"] == "signal"
+    gone = subprocess.run([*cli, "restore", snapshot["name"], "--project", str(snapshot["project"]), "--remove"],
+                          capture_output=True, text=True, env=env)
+    assert gone.returncode == 0 and f"Removed kernel {kernel}" in gone.stdout
+    assert not (tmp_path / "jupyter-data" / "kernels" / kernel).exists()
+    unbuilt = subprocess.run([*cli, "restore", "nope", "--project", str(snapshot["project"])],
+                             capture_output=True, text=True, env=env)
+    assert unbuilt.returncode == 2 and "no snapshot named 'nope'" in unbuilt.stderr

@@ -1,0 +1,22 @@
+"""The Jupyter Server side of yolosnap: a REST API under ``<base_url>/yolosnap/`` for the JupyterLab panel.
+
+Loaded by ``jupyter_yolosnap._load_jupyter_server_extension``; every operation is the same ``api``/``bake``
+call the CLI and magics make, run off the event loop.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .jobs import BuildJobs
+
+SETTINGS_JOBS = "yolosnap_jobs"
+
+
+def load(serverapp: Any) -> None:
+    """Register the handlers on ``serverapp``'s web application, with one build-job table per server."""
+    from .handlers import routes
+
+    web_app = serverapp.web_app
+    web_app.settings[SETTINGS_JOBS] = BuildJobs()
+    web_app.add_handlers(".*$", routes(web_app.settings.get("base_url", "/")))
+    serverapp.log.info("jupyter_yolosnap: REST API at %syolosnap/", web_app.settings.get("base_url", "/"))

@@ -1,0 +1,245 @@
+"""The REST API the JupyterLab panel calls, under ``<base_url>/yolosnap/``.
+
+Every request may carry ``?path=<notebook folder relative to the server root>``; the project is found from
+there (:mod:`.project`). Blocking work (captures, engine calls, image builds) runs in executor threads or build
+jobs, never on the event loop. Every error is ``{"message": "<one line saying what to do>"}``; the status of
+each error class is chosen in one table, ``STATUS``.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from typing import Any, Callable
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .. import api, kernelspec, render
+from ..engine.client import connect
+from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure,
+                          SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
+from ..store import Store, validate_name
+from . import SETTINGS_JOBS, project
+from .images import VERIFIED, ImageIndex, ImageState
+from .jobs import BuildJobs, idle_view
+from .kernels import kernel_python
+
+#: HTTP status of each error class; the first match in order wins, YolosnapError last.
+STATUS: tuple[tuple[type[YolosnapError], int], ...] = (
+    (InvalidName, 400), (UsageFailure, 400),
+    (SnapshotNotFound, 404),
+    (BuildRunning, 409), (RuntimeFailure, 409),
+    (EngineError, 503),
+    (CaptureError, 500), (ManifestError, 500), (StoreError, 500),
+    (YolosnapError, 500),
+)
+
+
+def status_of(err: BaseException) -> int:
+    for cls, status in STATUS:
+        if isinstance(err, cls):
+            return status
+    return 500
+
+
+class YolosnapHandler(APIHandler):
+    """Shared plumbing: the project of the request, executor calls, JSON bodies and errors."""
+
+    @property
+    def jobs(self) -> BuildJobs:
+        return self.settings[SETTINGS_JOBS]
+
+    def store(self) -> Store:
+        return project.store_for(self.settings["server_root_dir"], self.get_query_argument("path", ""))
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the loop's executor: the server keeps answering while it works."""
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    def reply(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """``{"message": ...}`` and the status of ``STATUS`` for our errors; no tracebacks in replies."""
+        err = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(err, YolosnapError):
+            status_code = status_of(err)
+            message = str(err)
+        elif isinstance(err, web.HTTPError) and status_code == 403 and not err.log_message:
+            message = ("forbidden: this request is not logged in to the Jupyter server; reload the page (or send "
+                       "the server's token: Authorization: token ...)")
+        elif isinstance(err, web.HTTPError):
+            message = err.log_message or err.reason or self._reason
+        elif err is not None:
+            message = (f"unexpected error in jupyter_yolosnap ({type(err).__name__}: {err}); see the Jupyter "
+                       "server log")
+        else:
+            message = self._reason
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Our errors are answers, not crashes: one warning line, no traceback."""
+        if isinstance(value, YolosnapError):
+            self.log.warning("yolosnap: %s %s -> %s: %s", self.request.method, self.request.path, status_of(value),
+                             value)
+            return
+        super().log_exception(typ, value, tb)
+
+    def json_body(self) -> dict:
+        body = self.get_json_body()
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "send a JSON object body, e.g. {\"name\": \"base\", \"kernel_id\": \"...\"}")
+        return body
+
+
+def summary(manifest: dict, image: ImageState) -> dict:
+    """One snapshot as the panel lists it."""
+    facts = api.summarize(manifest)
+    torch = ((manifest.get("cuda") or {}).get("torch") or {})
+    gpus = (manifest.get("gpu") or {}).get("gpus") or []
+    return {"name": facts.name, "saved": facts.created, "python": facts.python, "torch": facts.torch,
+            "cuda": torch.get("cuda") or None, "gpu": gpus[0].get("name") if gpus else None, "digest": facts.digest,
+            "image": image.to_dict(), "kernel_name": kernelspec.kernel_name(facts.name)}
+
+
+def _list(store: Store, jobs: BuildJobs, log: Any) -> dict:
+    images = ImageIndex.read()
+    rows = []
+    for name in store.names():
+        try:
+            manifest = store.load(name)
+        except YolosnapError as err:  # one unreadable manifest must not hide the others
+            log.warning("yolosnap: skipping snapshot %s: %s", name, err)
+            continue
+        rows.append(summary(manifest, images.state(manifest, jobs.building(name, store.project))))
+    body: dict = {"project": str(store.project), "snapshots": rows}
+    if images.error:
+        body["engine_error"] = images.error
+    return body
+
+
+def _one(store: Store, jobs: BuildJobs, name: str) -> dict:
+    manifest = store.load(validate_name(name))
+    images = ImageIndex.read()
+    body = summary(manifest, images.state(manifest, jobs.building(manifest["name"], store.project)))
+    body["manifest"] = manifest
+    if images.error:
+        body["engine_error"] = images.error
+    return body
+
+
+class SnapshotsHandler(YolosnapHandler):
+    """``GET /yolosnap/snapshots``: the list; ``POST``: save a running kernel's environment."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        store = self.store()
+        self.reply(await self.blocking(_list, store, self.jobs, self.log))
+
+    @web.authenticated
+    async def post(self) -> None:
+        store = self.store()
+        body = self.json_body()
+        name = validate_name(body.get("name"))
+        python = await kernel_python(self.kernel_manager, body.get("kernel_id"))
+        await self.blocking(api.save, name, python, store.project)
+        body = await self.blocking(_one, store, self.jobs, name)
+        body.pop("manifest", None)
+        self.reply(body, 201)
+
+
+class SnapshotHandler(YolosnapHandler):
+    """``GET /yolosnap/snapshots/NAME``: summary plus manifest; ``DELETE``: remove it and its kernelspec."""
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        store = self.store()
+        self.reply(await self.blocking(_one, store, self.jobs, name))
+
+    @web.authenticated
+    async def delete(self, name: str) -> None:
+        """Images built from the snapshot are left on the engine (``docker image rm`` removes them)."""
+        store = self.store()
+        validate_name(name)
+        if self.jobs.building(name, store.project):
+            raise BuildRunning(f"snapshot {name!r} is being built; wait for the build to finish, then delete it")
+        await self.blocking(store.delete, name)
+        kernelspec.remove(name, store.project)
+        self.jobs.forget(name, store.project)
+        self.set_status(204)
+        self.finish()
+
+
+class DiffHandler(YolosnapHandler):
+    """``GET /yolosnap/snapshots/NAME/diff?kernel_id=ID``: the snapshot against that kernel's environment now."""
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        store = self.store()
+        store.path_of(validate_name(name))  # 404 before bothering the kernel
+        python = await kernel_python(self.kernel_manager, self.get_query_argument("kernel_id", None))
+        result = await self.blocking(api.diff, name, None, python, store.project)
+        self.reply({"identical": result.identical, "diff": result.to_dict(), "text": str(render.render_diff(result))})
+
+
+class BuildHandler(YolosnapHandler):
+    """``POST /yolosnap/snapshots/NAME/build``: start a build job; ``GET ?since=N``: its state and new events."""
+
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        store = self.store()
+        store.path_of(validate_name(name))
+        self.jobs.start(name, store.project)
+        self.reply({"state": "building"}, 202)
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        store = self.store()
+        validate_name(name)
+        since = self.get_query_argument("since", "0")
+        if not since.isdigit():
+            raise web.HTTPError(400, f"since={since!r} must be a count of events already seen (0 or more)")
+        job = self.jobs.get(name, store.project)
+        self.reply(job.view(int(since)) if job is not None else idle_view())
+
+
+def _restore(store: Store, name: str) -> dict:
+    """Kernel image first (tens of seconds the first time), then the kernelspec that starts it."""
+    from ..runtime import kernel_image
+
+    manifest = store.load(name)
+    client = connect()
+    try:
+        if ImageIndex.read(client).state(manifest).state != VERIFIED:
+            raise RuntimeFailure(f"snapshot {manifest['name']!r} has no verified image for its current manifest; "
+                                 f"build it first (Build in the yolosnap panel, or: yolosnap build "
+                                 f"{manifest['name']})")
+        made = kernel_image.ensure(client, manifest["name"], store.project)
+    finally:
+        client.close()
+    kernel = kernelspec.install(manifest["name"], store.project, manifest)
+    return {"kernel_name": kernel, "display_name": kernelspec.display_name(manifest["name"]), "image": made.image}
+
+
+class RestoreHandler(YolosnapHandler):
+    """``POST /yolosnap/snapshots/NAME/restore``: a kernelspec that runs the snapshot's image."""
+
+    @web.authenticated
+    async def post(self, name: str) -> None:
+        store = self.store()
+        validate_name(name)
+        if self.jobs.building(name, store.project):
+            raise BuildRunning(f"snapshot {name!r} is being built; restore it when the build is done")
+        self.reply(await self.blocking(_restore, store, name))
+
+
+def routes(base_url: str) -> list[tuple[str, type[YolosnapHandler]]]:
+    one = r"/snapshots/(?P<name>[^/]+)"
+    table = [(r"/snapshots/?", SnapshotsHandler), (one + "/?", SnapshotHandler), (one + "/diff/?", DiffHandler),
+             (one + "/build/?", BuildHandler), (one + "/restore/?", RestoreHandler)]
+    return [(url_path_join(base_url, "yolosnap") + pattern, handler) for pattern, handler in table]

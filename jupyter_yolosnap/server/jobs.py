@@ -1,0 +1,107 @@
+"""Build jobs: ``bake.build`` in a background thread per snapshot, its events kept for the panel to poll.
+
+One job per snapshot (project + name) at a time. The threads are daemons so a server shutting down never waits
+for a build; the engine finishes or drops it on its own, and a half-made image is never tagged.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import bake
+from ..events import Event
+from ..exceptions import BuildRunning, YolosnapError
+
+BUILDING, DONE, FAILED, IDLE = "building", "done", "failed", "idle"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """One build: its state, every event so far, and its outcome."""
+
+    name: str
+    project: Path
+    state: str = BUILDING
+    events: list[dict] = field(default_factory=list)
+    error: str | None = None
+    image: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def listen(self, event: Event) -> None:
+        """The build's listener: called from the build thread."""
+        row = {"kind": event.kind, "message": event.message}
+        if event.total:
+            row.update(step=event.step, total=event.total)
+        with self._lock:
+            self.events.append(row)
+
+    def finish(self, image: str | None = None, error: str | None = None) -> None:
+        with self._lock:
+            self.state, self.image, self.error = (FAILED if error else DONE), image, error
+
+    def view(self, since: int = 0) -> dict:
+        """What a poll returns: the events from index ``since`` and where the next poll starts."""
+        with self._lock:
+            events = self.events[since:]
+            return {"state": self.state, "events": events, "next": since + len(events), "error": self.error,
+                    "image": self.image}
+
+
+def idle_view() -> dict:
+    return {"state": IDLE, "events": [], "next": 0, "error": None, "image": None}
+
+
+class BuildJobs:
+    """The jobs of one server; ``build`` is swappable for tests of the bookkeeping alone."""
+
+    def __init__(self, build: Callable[..., object] = bake.build):
+        self._build = build
+        self._jobs: dict[tuple[str, str], Job] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(name: str, project: Path) -> tuple[str, str]:
+        return (str(project), name)
+
+    def get(self, name: str, project: Path) -> Job | None:
+        with self._lock:
+            return self._jobs.get(self._key(name, project))
+
+    def building(self, name: str, project: Path) -> bool:
+        job = self.get(name, project)
+        return job is not None and job.state == BUILDING
+
+    def start(self, name: str, project: Path) -> Job:
+        """Start building ``name``; ``BuildRunning`` when a build of it runs already."""
+        with self._lock:
+            current = self._jobs.get(self._key(name, project))
+            if current is not None and current.state == BUILDING:
+                raise BuildRunning(f"snapshot {name!r} is already being built; wait for that build to finish "
+                                   "(its progress is in the yolosnap panel)")
+            job = Job(name, project)
+            self._jobs[self._key(name, project)] = job
+        threading.Thread(target=self._run, args=(job,), name=f"yolosnap-build-{name}", daemon=True).start()
+        return job
+
+    def forget(self, name: str, project: Path) -> None:
+        """Drop a finished job (the snapshot was deleted)."""
+        with self._lock:
+            job = self._jobs.get(self._key(name, project))
+            if job is not None and job.state != BUILDING:
+                del self._jobs[self._key(name, project)]
+
+    def _run(self, job: Job) -> None:
+        try:
+            result = self._build(job.name, job.project, listener=job.listen)
+        except YolosnapError as err:
+            job.finish(error=str(err))
+        except Exception as err:  # a bug, not a user error: keep the traceback in the server log
+            log.exception("yolosnap: building %s failed", job.name)
+            job.finish(error=f"the build of {job.name!r} failed unexpectedly ({type(err).__name__}: {err}); "
+                             "see the Jupyter server log")
+        else:
+            job.finish(image=getattr(result, "image", None))

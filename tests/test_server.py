@@ -1,0 +1,380 @@
+"""The REST API of the server extension, through a real Jupyter Server, real kernels and (marked) the real engine.
+
+pytest-jupyter's fixtures are imported into this module rather than loaded with ``pytest_plugins``, so their
+autouse fixtures (an event loop and a server cleanup per test) apply here only, not to the whole suite. The
+tests are plain functions driving the server's loop with ``call``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (jp_fetch, jp_serverapp and what they need)
+
+from jupyter_yolosnap import api, bake, kernelspec, manifest as manifest_io
+from jupyter_yolosnap.events import Event
+from jupyter_yolosnap.runtime.containers import ROLE, SNAPSHOT
+from jupyter_yolosnap.exceptions import BuildRunning
+from jupyter_yolosnap.server.jobs import BuildJobs
+
+from .conftest import make_venv, run
+
+PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The server's root: ``proj/`` (a project with one saved, unbuilt snapshot, notebooks in ``proj/nb``) and an
+    unrelated empty folder ``other/``. Images of the snapshot are removed afterwards."""
+    root = tmp_path_factory.mktemp("server-root")
+    python = make_venv(tmp_path_factory.mktemp("server-venv") / "venv")
+    run(python, *PIP, "six==1.16.0")
+    (root / "proj" / "nb").mkdir(parents=True)
+    (root / "other").mkdir()
+    name = f"srv-{uuid.uuid4().hex[:8]}"
+    api.save(name, str(python), root / "proj")
+    yield {"root": root, "project": root / "proj", "name": name, "python": python}
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        for image in client.images.list(name=bake.image_repository(name)):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def jp_root_dir(site):
+    return site["root"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_yolosnap": True}}}
+
+
+@pytest.fixture
+def call(jp_fetch, jp_asyncio_loop):
+    """``call(METHOD, *url parts, status=..., body=..., **params)`` -> the JSON reply (None for an empty body)."""
+
+    def _call(method: str, *parts: str, status: int = 200, body: dict | None = None, timeout: float = 60,
+              headers: dict | None = None, **params: str):
+        kwargs = {"method": method, "raise_error": False, "request_timeout": timeout, "params": params,
+                  "headers": headers}
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            kwargs["body"] = json.dumps(body or {})
+        response = jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
+        text = response.body.decode() if response.body else ""
+        assert response.code == status, f"{method} {'/'.join(parts)}: {response.code} {text}"
+        return json.loads(text) if text else None
+
+    return _call
+
+
+@pytest.fixture
+def sleep(jp_asyncio_loop):
+    """Wait while letting the server's loop run."""
+    return lambda seconds: jp_asyncio_loop.run_until_complete(asyncio.sleep(seconds))
+
+
+def _ours(snapshots: list[dict], name: str) -> dict:
+    return next(s for s in snapshots if s["name"] == name)
+
+
+# --- no engine needed ---------------------------------------------------------------------------------------
+def test_list_empty_and_with_a_snapshot(call, site):
+    empty = call("GET", "yolosnap", "snapshots", path="other")
+    assert empty["snapshots"] == [] and empty["project"] == str(site["root"] / "other")
+    listed = call("GET", "yolosnap", "snapshots", path="proj/nb")  # found from the notebook's folder upwards
+    assert listed["project"] == str(site["project"])
+    row = _ours(listed["snapshots"], site["name"])
+    assert row["python"].count(".") == 2 and row["torch"] is None and row["cuda"] is None
+    assert row["digest"].startswith("sha256:") and row["saved"]
+    assert row["kernel_name"] == f"yolosnap-{site['name']}"
+    assert row["image"]["state"] in ("not built", "drifted")  # never built in this module yet
+
+
+def test_show_has_the_manifest(call, site):
+    shown = call("GET", "yolosnap", "snapshots", site["name"], path="proj")
+    assert shown["manifest"]["name"] == site["name"] and shown["manifest"]["digest"] == shown["digest"]
+    assert any(p["name"] == "six" for p in shown["manifest"]["packages"])
+
+
+def test_engine_unreachable_is_reported_not_fatal(call, site, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    listed = call("GET", "yolosnap", "snapshots", path="proj")
+    assert "engine_error" in listed and "Docker engine" in listed["engine_error"]
+    assert _ours(listed["snapshots"], site["name"])["image"] == {"state": "not built", "tag": None}
+
+
+def test_bad_input_and_unknowns(call, http_server_client, jp_base_url, jp_auth_header, jp_asyncio_loop, site):
+    assert "invalid snapshot name" in call("GET", "yolosnap", "snapshots", "x..y", status=400, path="proj")["message"]
+    for raw in ("a%2Fb", "..%2Fx"):  # an encoded slash reaches the handler as part of the name
+        response = jp_asyncio_loop.run_until_complete(http_server_client.fetch(
+            f"{jp_base_url}yolosnap/snapshots/{raw}?path=proj", headers=jp_auth_header, raise_error=False))
+        assert response.code == 400, (raw, response.code, response.body)
+        assert "invalid snapshot name" in json.loads(response.body)["message"]
+    for bad in ("../x", "a/b"):
+        reply = call("POST", "yolosnap", "snapshots", status=400, body={"name": bad, "kernel_id": "k"}, path="proj")
+        assert "invalid snapshot name" in reply["message"]
+    for path in ("../", "/etc", "proj/../../x"):
+        assert "relative to the server's root" in call("GET", "yolosnap", "snapshots", status=400,
+                                                       path=path)["message"]
+    assert "does not exist" in call("GET", "yolosnap", "snapshots", status=404, path="missing")["message"]
+    missing = call("GET", "yolosnap", "snapshots", "nope", status=404, path="proj")
+    assert "no snapshot named 'nope'" in missing["message"]
+    call("POST", "yolosnap", "snapshots", "nope", "build", status=404, path="proj")
+    call("DELETE", "yolosnap", "snapshots", "nope", status=404, path="proj")
+    unknown = call("GET", "yolosnap", "snapshots", site["name"], "diff", status=404, path="proj", kernel_id="nokernel")
+    assert "no running kernel 'nokernel'" in unknown["message"]
+    call("POST", "yolosnap", "snapshots", status=404, body={"name": "fine", "kernel_id": "nokernel"}, path="proj")
+    assert call("GET", "yolosnap", "snapshots", site["name"], "build", path="proj",
+                since="x", status=400)["message"].startswith("since=")
+    idle = call("GET", "yolosnap", "snapshots", site["name"], "build", path="proj")
+    assert idle == {"state": "idle", "events": [], "next": 0, "error": None, "image": None}
+
+
+def test_unauthenticated_requests_are_refused(jp_fetch, jp_asyncio_loop):
+    for method, parts, body in (("GET", ("snapshots",), None), ("POST", ("snapshots", "x", "build"), "{}"),
+                                ("DELETE", ("snapshots", "x"), None)):
+        response = jp_asyncio_loop.run_until_complete(jp_fetch(
+            "yolosnap", *parts, method=method, body=body, headers={"Authorization": ""}, raise_error=False))
+        assert response.code == 403, (method, parts, response.code)
+        message = json.loads(response.body)["message"]  # a POST fails the XSRF check first, with its own line
+        assert "not logged in" in message or "_xsrf" in message
+
+
+def test_save_and_diff_a_running_kernel(call, site, jp_serverapp, jp_asyncio_loop):
+    kernel = call("POST", "api", "kernels", status=201, body={"name": "python3", "path": "proj/nb"})
+    try:
+        _wait_ready(jp_serverapp, kernel["id"], jp_asyncio_loop)
+        name = f"live-{uuid.uuid4().hex[:6]}"
+        saved = call("POST", "yolosnap", "snapshots", status=201, body={"name": name, "kernel_id": kernel["id"]},
+                     path="proj/nb", timeout=180)
+        assert saved["name"] == name and saved["image"]["state"] == "not built" and "manifest" not in saved
+        stored = api.load(name, site["project"])
+        assert any(p["name"] == "jupyter_server" or p["name"] == "jupyter-server" for p in stored["packages"])
+        diff = call("GET", "yolosnap", "snapshots", name, "diff", path="proj/nb", kernel_id=kernel["id"],
+                    timeout=180)
+        assert diff["identical"] is True and diff["diff"]["identical"] is True
+        assert "identical" in diff["text"]
+        # against another environment: the small snapshot differs from this kernel
+        other = call("GET", "yolosnap", "snapshots", site["name"], "diff", path="proj", kernel_id=kernel["id"],
+                     timeout=180)
+        assert other["identical"] is False and other["diff"]["changes"]
+        call("POST", "yolosnap", "snapshots", name, "restore", status=409, path="proj")  # never built
+        call("DELETE", "yolosnap", "snapshots", name, status=204, path="proj")
+        assert name not in [s["name"] for s in call("GET", "yolosnap", "snapshots", path="proj")["snapshots"]]
+    finally:
+        call("DELETE", "api", "kernels", kernel["id"], status=204)
+
+
+def _wait_ready(serverapp, kernel_id: str, loop, timeout: float = 60) -> None:
+    client = serverapp.kernel_manager.get_kernel(kernel_id).client()
+    client.start_channels()
+    try:
+        loop.run_until_complete(client.wait_for_ready(timeout=timeout))
+    finally:
+        client.stop_channels()
+
+
+def test_build_jobs_bookkeeping(tmp_path):
+    """One job per snapshot; events kept in order for polling; failures carry their message."""
+    import threading
+
+    release = threading.Event()
+
+    def fake_build(name, project, listener):
+        listener(Event("phase", "one"))
+        listener(Event("step", "RUN x", 1, 2))
+        release.wait(10)
+        if name == "bad":
+            from jupyter_yolosnap.exceptions import RecipeError
+
+            raise RecipeError("no base fits; pass --base")
+        return type("R", (), {"image": f"yolosnap/{name}:abc"})()
+
+    jobs = BuildJobs(build=fake_build)
+    job = jobs.start("good", tmp_path)
+    with pytest.raises(BuildRunning):
+        jobs.start("good", tmp_path)
+    bad = jobs.start("bad", tmp_path)
+    deadline = time.monotonic() + 5
+    while len(job.view()["events"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.view(1) == {"state": "building", "events": [{"kind": "step", "message": "RUN x", "step": 1,
+                                                             "total": 2}], "next": 2, "error": None, "image": None}
+    release.set()
+    while (jobs.building("good", tmp_path) or jobs.building("bad", tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.view(2) == {"state": "done", "events": [], "next": 2, "error": None, "image": "yolosnap/good:abc"}
+    assert bad.view()["state"] == "failed" and bad.view()["error"] == "no base fits; pass --base"
+    jobs.start("good", tmp_path)  # a finished job does not block the next build
+
+
+def test_store_delete_removes_every_revision(tmp_path):
+    store = api.open_store(tmp_path)
+    manifest = {"name": "gone", "digest": "sha256:" + "0" * 64}
+    folder = store.root / "gone"
+    (folder / "history").mkdir(parents=True)
+    (folder / "snapshot.json").write_text(json.dumps(manifest))
+    (folder / "history" / "old.json").write_text(json.dumps(manifest))
+    assert [r.number for r in store.revisions("gone")] == [1, 2]
+    store.delete("gone")
+    assert not folder.exists() and store.names() == [] and not list(store.root.glob(".deleted-*"))
+    from jupyter_yolosnap.exceptions import SnapshotNotFound
+
+    with pytest.raises(SnapshotNotFound):
+        store.delete("gone")
+
+
+def test_kernelspec_install_and_remove(site, jp_environ, jp_data_dir):
+    name = kernelspec.install(site["name"], site["project"])
+    folder = Path(jp_data_dir) / "kernels" / name
+    spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["argv"][1:5] == ["-m", "jupyter_yolosnap.kernelspec", site["name"], "--project"]
+    assert spec["argv"][-2:] == ["-f", "{connection_file}"] and spec["interrupt_mode"] == "signal"
+    assert spec["metadata"]["yolosnap"]["project"] == str(site["project"])
+    assert not kernelspec.remove(site["name"], site["root"])  # another project's kernelspec stays
+    assert kernelspec.remove(site["name"], site["project"]) and not folder.exists()
+
+
+# --- the real engine ----------------------------------------------------------------------------------------
+@pytest.mark.engine
+def test_build_restore_run_in_container_and_delete(call, sleep, site, engine, base_image, jp_serverapp,
+                                                   jp_asyncio_loop, jp_data_dir):
+    name, project = site["name"], site["project"]
+    call("POST", "yolosnap", "snapshots", name, "restore", status=409, path="proj")  # not built yet
+    assert call("POST", "yolosnap", "snapshots", name, "build", status=202, path="proj") == {"state": "building"}
+    assert "already being built" in call("POST", "yolosnap", "snapshots", name, "build", status=409,
+                                         path="proj")["message"]
+    assert _ours(call("GET", "yolosnap", "snapshots", path="proj")["snapshots"], name)["image"]["state"] == "building"
+    call("POST", "yolosnap", "snapshots", name, "restore", status=409, path="proj")  # still building
+    seen, since, deadline = [], 0, time.monotonic() + 600
+    while True:
+        polled = call("GET", "yolosnap", "snapshots", name, "build", path="proj", since=str(since))
+        assert polled["next"] == since + len(polled["events"])
+        seen += polled["events"]
+        since = polled["next"]
+        if polled["state"] != "building" or time.monotonic() > deadline:
+            break
+        sleep(0.5)
+    assert polled["state"] == "done", polled["error"]
+    tag = bake.image_tag(api.load(name, project))
+    assert polled["image"] == tag and any(e["kind"] == "phase" and "verified" in e["message"] for e in seen)
+    row = _ours(call("GET", "yolosnap", "snapshots", path="proj")["snapshots"], name)
+    assert row["image"] == {"state": "verified", "tag": tag}
+
+    restored = call("POST", "yolosnap", "snapshots", name, "restore", path="proj", timeout=600)
+    assert restored["kernel_name"] == f"yolosnap-{name}" and restored["display_name"] == f"{name} (snapshot container)"
+    assert (Path(jp_data_dir) / "kernels" / restored["kernel_name"] / "kernel.json").is_file()
+    specs = call("GET", "api", "kernelspecs")["kernelspecs"]
+    assert specs[restored["kernel_name"]]["spec"]["display_name"] == restored["display_name"]
+
+    kernel = call("POST", "api", "kernels", status=201, body={"name": restored["kernel_name"], "path": "proj/nb"},
+                  timeout=120)
+    try:
+        output = _execute(jp_serverapp, kernel["id"], jp_asyncio_loop,
+                          "import os, six; print(os.path.exists('/.dockerenv'), os.getcwd(), six.__version__)")
+        assert output.split() == ["True", str(project / "nb"), "1.16.0"], output
+        assert _interrupted(call, jp_serverapp, kernel["id"], jp_asyncio_loop)
+        running = engine.containers.list(filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
+        assert len(running) == 1 and running[0].attrs["HostConfig"]["NetworkMode"] == "host"
+    finally:
+        call("DELETE", "api", "kernels", kernel["id"], status=204, timeout=60)
+    left = engine.containers.list(all=True, filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
+    for container in left:
+        container.remove(force=True)
+    assert not left, "kernel containers left behind: " + ", ".join(c.short_id for c in left)
+
+    _launcher_stops_on_sigterm(engine, name, project, jp_data_dir)
+
+    # the manifest changes after the build: the image is now an older one
+    store = api.open_store(project)
+    changed = store.load(name)
+    next(p for p in changed["packages"] if p["name"] == "six")["version"] = "1.17.0"
+    changed["digest"] = manifest_io.compute_digest(changed)
+    store.save(changed)
+    row = _ours(call("GET", "yolosnap", "snapshots", path="proj")["snapshots"], name)
+    assert row["image"]["state"] == "drifted" and row["image"]["tag"] == f"{bake.image_repository(name)}:latest"
+    assert "build it first" in call("POST", "yolosnap", "snapshots", name, "restore", status=409,
+                                    path="proj")["message"]
+
+    call("DELETE", "yolosnap", "snapshots", name, status=204, path="proj")
+    assert not (Path(jp_data_dir) / "kernels" / restored["kernel_name"]).exists()
+    assert name not in [s["name"] for s in call("GET", "yolosnap", "snapshots", path="proj")["snapshots"]]
+    assert engine.images.get(tag)  # images are left alone; the module fixture removes them
+
+
+def _execute(serverapp, kernel_id: str, loop, code: str, timeout: float = 90) -> str:
+    """Run ``code`` in the kernel through jupyter_client; its stdout."""
+    client = serverapp.kernel_manager.get_kernel(kernel_id).client()
+    client.start_channels()
+    out: list[str] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    try:
+        loop.run_until_complete(client.wait_for_ready(timeout=timeout))
+        reply = loop.run_until_complete(client.execute_interactive(code, output_hook=hook, timeout=timeout))
+    finally:
+        client.stop_channels()
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(out)
+
+
+def _interrupted(call, serverapp, kernel_id: str, loop) -> bool:
+    """A long cell, then the server's interrupt: the kernel in the container gets SIGINT and stays usable."""
+    client = serverapp.kernel_manager.get_kernel(kernel_id).client()
+    client.start_channels()
+    try:
+        msg_id = client.execute("import time; time.sleep(60)")
+        loop.run_until_complete(asyncio.sleep(1.0))
+        started = time.monotonic()
+        call("POST", "api", "kernels", kernel_id, "interrupt", status=204)
+        reply = loop.run_until_complete(client._async_recv_reply(msg_id, timeout=30))
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert time.monotonic() - started < 10
+        again = loop.run_until_complete(client.execute("1 + 1", reply=True, timeout=30))
+        return again["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+
+
+def _launcher_stops_on_sigterm(engine, name: str, project: Path, workdir: str) -> None:
+    """The launcher on its own, as jupyter_client runs it: SIGTERM removes the container and ends the process."""
+    import signal
+    import subprocess
+    import sys
+
+    from jupyter_client.connect import write_connection_file
+
+    from jupyter_yolosnap.runtime.containers import OWNER_PID
+
+    connection, _ = write_connection_file(str(Path(workdir) / "kernel-sigterm.json"), ip="127.0.0.1")
+    launcher = subprocess.Popen([sys.executable, "-m", "jupyter_yolosnap.kernelspec", name, "--project", str(project),
+                                 "-f", connection], cwd=project, stderr=subprocess.PIPE, text=True)
+    mine = {"label": [f"{OWNER_PID}={launcher.pid}", f"{ROLE}=kernel"]}
+    try:
+        deadline = time.monotonic() + 60
+        while not engine.containers.list(filters=mine) and time.monotonic() < deadline:
+            assert launcher.poll() is None, launcher.stderr.read()
+            time.sleep(0.2)
+        assert engine.containers.list(filters=mine), "the launcher started no container"
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not engine.containers.list(all=True, filters=mine)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        for container in engine.containers.list(all=True, filters=mine):
+            container.remove(force=True)
