@@ -65,7 +65,8 @@ class RuntimeMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="the snapshot to run in (built with %%snapshot build NAME)")
-    @argument("--gpus", default=None, help="all, a count, device=0,1, none or auto (GPUs only where they work); "
+    @argument("--gpus", default=None, help="all, a count, device=0,1, none or auto (the default: GPUs where this "
+                                           "host and engine can give them); "
                                            "applies when the kernel starts")
     @argument("--push", default="", help="comma-separated notebook variables to send in before the cell")
     @argument("--pull", default="", help="comma-separated variables to bring back after the cell")

@@ -405,3 +405,21 @@ def test_cli_restore_installs_a_kernelspec(snapshot, tmp_path):
     unbuilt = subprocess.run([*cli, "restore", "nope", "--project", str(snapshot["project"])],
                              capture_output=True, text=True, env=env)
     assert unbuilt.returncode == 2 and "no snapshot named 'nope'" in unbuilt.stderr
+
+
+def test_interrupted_run_leaves_nothing_running(snapshot, workspace, engine):
+    import _thread
+
+    timer = threading.Timer(2.0, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runtime.run_script(snapshot["name"], ["python", "-c", "import time\nprint('up', flush=True)\n"
+                                                  "time.sleep(60)"], snapshot["project"], cwd=str(workspace))
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - started < 20
+    assert not [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
+    log = next((workspace / ".yolosnap-runs").glob("*.log")).read_text()
+    assert "up" in log and "# interrupted" in log

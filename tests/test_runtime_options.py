@@ -28,6 +28,7 @@ def test_driver_warning_before_start():
     assert warning and "built for CUDA 13.0, which this host cannot run" in warning and "--gpus none" in warning
     assert driver_warning(manifest("12.4"), "all", h100) is None          # covered by the driver
     assert driver_warning(manifest("12.4"), "auto", host("two-a100-driver-535.json")) is None  # minor compat
+    assert driver_warning(manifest("13.0"), None, h100) == warning         # the default is auto
     assert driver_warning(manifest("13.0"), "none", h100) is None         # no GPUs asked for
     assert driver_warning(manifest(None), "all", h100) is None            # CPU-only snapshot
     assert driver_warning(manifest("13.0"), "all", host("no-driver.json")) is None  # the engine says it
@@ -51,7 +52,7 @@ def test_env_and_volume_options(tmp_path, monkeypatch):
 
 
 def test_gpu_option_forms():
-    assert gpu_requests("none", None) == [] and gpu_requests(None, None) == []
+    assert gpu_requests("none", None) == []
     assert gpu_requests("all", None)[0]["Count"] == -1
     assert gpu_requests("2", None)[0]["Count"] == 2
     assert gpu_requests("device=0,1", None)[0]["DeviceIDs"] == ["0", "1"]

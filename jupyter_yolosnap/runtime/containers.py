@@ -63,10 +63,11 @@ def owner_alive(labels: dict[str, str]) -> bool:
 
 
 def gpu_requests(spec: str | int | None, client: Any) -> list:
-    """``--gpus all|N|none|auto|device=0,1`` as docker-py ``DeviceRequest``s; ``auto`` asks only where it can work."""
+    """``--gpus all|N|none|auto|device=0,1`` as docker-py ``DeviceRequest``s; ``auto`` (also what None means)
+    asks only where it can work: this host has an NVIDIA driver and the engine a GPU runtime."""
     import docker
 
-    text = "none" if spec is None else str(spec).strip().lower()
+    text = "auto" if spec is None else str(spec).strip().lower()
     if text == "auto":
         from ..gpu import probe_gpus
         from ..readiness import engine_gpu_runtime
@@ -95,7 +96,7 @@ def driver_warning(manifest: dict, gpus: str | int | None, host_gpu: dict | None
     from ..readiness import snapshot_cuda
 
     cuda = snapshot_cuda(manifest)
-    if cuda is None or str(gpus if gpus is not None else "none").strip().lower() in ("none", "0", ""):
+    if cuda is None or str(gpus if gpus is not None else "auto").strip().lower() in ("none", "0", ""):
         return None
     host_gpu = host_gpu if host_gpu is not None else probe_gpus()
     if host_gpu.get("status") != "ok" or not host_gpu.get("driver_version"):

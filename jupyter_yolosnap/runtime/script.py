@@ -6,8 +6,11 @@ but a new container per run (removed afterwards), output printed as it comes and
 """
 from __future__ import annotations
 
+import codecs
 import os
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,11 +111,33 @@ def run_script(name: str, argv: list[str], project: str | os.PathLike | None = N
 
 
 def _follow(stream: Any, out: TextIO, err: TextIO, log: TextIO) -> None:
-    """Copy the container's output as it comes: stdout to ``out``, stderr to ``err``, both to the log."""
-    for chunk_out, chunk_err in stream:
-        for chunk, target in ((chunk_out, out), (chunk_err, err)):
+    """Copy the container's output as it comes: stdout to ``out``, stderr to ``err``, both to the log.
+
+    A thread reads the engine's stream; this (main) thread writes, waking up often, so that Ctrl-C or the
+    notebook's stop button is seen at once even while the command prints nothing.
+    """
+    chunks: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            for pair in stream:
+                chunks.put(pair)
+        except Exception:  # the stream closed under us: the container is gone
+            pass
+        chunks.put(None)
+
+    threading.Thread(target=read, daemon=True, name="yolosnap-run-output").start()
+    decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(2)]  # a character may be split
+    while True:
+        try:
+            pair = chunks.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if pair is None:
+            return
+        for chunk, target, decoder in zip(pair, (out, err), decoders):
             if chunk:
-                text = chunk.decode("utf-8", "replace")
+                text = decoder.decode(chunk)
                 target.write(text)
                 target.flush()
                 log.write(text)
