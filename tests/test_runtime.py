@@ -47,6 +47,10 @@ def snapshot(tmp_path_factory, engine, base_image):
         made = kernel_image.ensure(engine, name, project)
     yield {"name": name, "project": project, "image": built.image, "kernel": made}
     runtime.stop()
+    stray = engine.containers.list(all=True, filters={"label": f"{SNAPSHOT}={name}"})
+    for container in stray:
+        container.remove(force=True)
+    assert not stray, "containers of the test snapshot left behind: " + ", ".join(c.short_id for c in stray)
     for image in engine.images.list(name=bake.image_repository(name)):
         for tag in image.tags:
             engine.images.remove(tag, force=True)
@@ -382,9 +386,11 @@ def test_kernel_restart_and_kill_leave_no_container(snapshot, workspace, engine)
     try:
         assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
         assert not owned_by(pid)  # swept by the new kernel's first %%in_env
+        pid = km.provisioner.process.pid
     finally:
         kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        km.shutdown_kernel()  # a clean shutdown, as Jupyter does it: the kernel's exit ends its container
+    assert not owned_by(pid)
 
 
 def test_cli_restore_installs_a_kernelspec(snapshot, tmp_path):
