@@ -21,6 +21,8 @@ need=()
 for pkg in gcc binutils libyaml-dev git util-linux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# node builds the JupyterLab extension during the editable install (jlpm itself comes with jupyterlab).
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "${#need[@]}" -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
     echo "setup: installing ${need[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,139 @@
+/**
+ * The "Environment snapshots" sidebar in a real browser, against a server whose root holds a project with the
+ * snapshot `uitest` saved and built (scripts/ui-test.sh prepares it).
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import * as path from 'path';
+
+const SNAPSHOT = 'uitest';
+const PANEL = '#yolosnap-panel';
+const TAB = 'li.lm-TabBar-tab[data-id="yolosnap-panel"]';
+const ITEM = `${PANEL} li.jp-yolosnap-item[data-name="${SNAPSHOT}"]`;
+const SCREENSHOT = path.resolve(__dirname, '..', '..', 'docs', 'panel.png');
+const PROBE = "import os, platform; print(os.path.exists('/.dockerenv'), platform.python_version())";
+// The first kernel of a snapshot adds ipykernel to its image (one layer, once, about 30 s): give it time.
+const CONTAINER_TIMEOUT = 150_000;
+
+async function openPanel(page: IJupyterLabPageFixture): Promise<void> {
+  if (!(await page.locator(PANEL).isVisible())) {
+    await page.click(TAB);
+  }
+  await expect(page.locator(PANEL)).toBeVisible();
+}
+
+/** The kernel name of the notebook in the main area, read from the app Galata exposes. */
+async function kernelName(page: IJupyterLabPageFixture): Promise<string | undefined> {
+  return page.evaluate(() => {
+    const widget = (window as any).jupyterapp.shell.currentWidget;
+    return widget?.sessionContext?.session?.kernel?.name;
+  });
+}
+
+async function cellText(page: IJupyterLabPageFixture, index: number): Promise<string> {
+  return ((await page.notebook.getCellTextOutput(index)) ?? []).join('\n');
+}
+
+test.describe('Environment snapshots sidebar', () => {
+  test('lists the built snapshot as verified', async ({ page, tmpPath }) => {
+    await openPanel(page);
+    const item = page.locator(ITEM);
+    await expect(item).toBeVisible();
+    await expect(item.locator('.jp-yolosnap-state')).toHaveText('verified');
+    await expect(item.locator('.jp-yolosnap-meta')).toContainText('Python 3.11.7');
+    // JupyterLab saves the state database into the workspace a moment after a change.
+    const saved = page.waitForRequest(
+      r =>
+        r.method() === 'PUT' &&
+        r.url().includes('/api/workspaces/') &&
+        (r.postData() ?? '').includes(`"jupyter-yolosnap:panel":{"selected":"${SNAPSHOT}"}`)
+    );
+    await item.click();
+    await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText(SNAPSHOT);
+    await expect(page.locator(`${PANEL} .jp-yolosnap-facts`)).toContainText('yolosnap-uitest');
+    await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
+    // For the README: the panel down to its last line, at a readable sidebar width.
+    await page.sidebar.setWidth(340);
+    const panel = (await page.locator(PANEL).boundingBox())!;
+    const last = (await page.locator(`${PANEL} .jp-yolosnap-diff`).boundingBox())!;
+    await page.screenshot({
+      path: SCREENSHOT,
+      clip: { x: panel.x, y: panel.y, width: panel.width, height: last.y + last.height + 8 - panel.y }
+    });
+
+    // The selection survives a reload (IStateDB); not page.reload(): Galata's first URL resets the workspace.
+    await saved;
+    await page.goto(`tree/${tmpPath}`);
+    await openPanel(page);
+    await expect(page.locator(ITEM)).toHaveClass(/jp-mod-selected/);
+    await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText(SNAPSHOT);
+  });
+
+  test('Build follows the build to its end', async ({ page }) => {
+    await openPanel(page);
+    await page.click(ITEM);
+    await page.click(`${PANEL} button[data-action="build"]`);
+    const log = page.locator(`${PANEL} .jp-yolosnap-buildlog`);
+    await expect(log).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
+    await expect(log).toContainText('build done');
+    await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('verified');
+    await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
+  });
+
+  test('Save current kernel as... then Delete', async ({ page }) => {
+    await page.notebook.createNew('save.ipynb');
+    await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
+    await openPanel(page);
+    await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
+    await page.locator('.jp-Dialog input').fill('scratch');
+    await page.locator('.jp-Dialog .jp-mod-accept').click();
+    const item = page.locator(`${PANEL} li.jp-yolosnap-item[data-name="scratch"]`);
+    await expect(item).toBeVisible({ timeout: 60_000 });
+    await expect(item.locator('.jp-yolosnap-state')).toHaveText('not built');
+    await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText('scratch');
+    // Saved from this very kernel: the diff against it is empty.
+    await expect(page.locator(`${PANEL} .jp-yolosnap-diff`)).toHaveAttribute('data-identical', 'true', {
+      timeout: 60_000
+    });
+
+    await page.click(`${PANEL} button[data-action="delete"]`);
+    await page.locator('.jp-Dialog .jp-mod-accept').click();
+    await expect(item).toHaveCount(0);
+    await expect(page.locator(ITEM)).toBeVisible();
+    await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
+  });
+
+  test('Restore switches the notebook to a kernel inside the container', async ({ page }) => {
+    await page.notebook.createNew('restore.ipynb');
+    await openPanel(page);
+    await page.click(ITEM);
+    await page.click(`${PANEL} button[data-action="restore"]`);
+    await expect
+      .poll(() => kernelName(page), { timeout: CONTAINER_TIMEOUT })
+      .toBe(`yolosnap-${SNAPSHOT}`);
+    await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
+
+    await page.notebook.setCell(0, 'code', PROBE);
+    await page.notebook.runCell(0, { wait: false });
+    await expect
+      .poll(() => cellText(page, 0), { timeout: CONTAINER_TIMEOUT })
+      .toContain('True 3.11.7');
+  });
+
+  test('Run Selected Cells in Snapshot... runs the cell in the container', async ({ page }) => {
+    await page.notebook.createNew('in_env.ipynb');
+    await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
+    await page.notebook.setCell(0, 'code', PROBE);
+    await page.notebook.selectCells(0);
+
+    const cell = await page.notebook.getCellLocator(0);
+    await cell!.click({ button: 'right' });
+    await page.locator('.lm-Menu-itemLabel', { hasText: 'Run Selected Cells in Snapshot...' }).click();
+    const dialog = page.locator('.jp-Dialog');
+    await dialog.locator('select').selectOption(SNAPSHOT);
+    await dialog.locator('.jp-mod-accept').click();
+
+    await expect
+      .poll(() => cellText(page, 0), { timeout: CONTAINER_TIMEOUT })
+      .toContain('True 3.11.7');
+  });
+});
