@@ -46,7 +46,6 @@ docker image rm -f "$IMAGE" "${IMAGE%%:*}:latest" >/dev/null
 
 if [ "${1:-}" = "--lab" ]; then
     step "JupyterLab on example-notebooks/ (Ctrl-C to stop)"
-    .venv/bin/python -m pip install -q --disable-pip-version-check jupyterlab 2>/dev/null
     exec .venv/bin/jupyter lab --allow-root --no-browser --ip 127.0.0.1 --notebook-dir "$REPO/example-notebooks"
 fi
 step "Done: see example-notebooks/ for %snapshot in a notebook (scripts/demo.sh --lab opens them)"

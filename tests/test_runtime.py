@@ -429,3 +429,12 @@ def test_interrupted_run_leaves_nothing_running(snapshot, workspace, engine):
     assert not [r for r in runtime.ps() if r.snapshot == snapshot["name"]]
     log = next((workspace / ".yolosnap-runs").glob("*.log")).read_text()
     assert "up" in log and "# interrupted" in log
+
+
+def test_unbuilt_snapshot_is_a_clear_error(shell, snapshot, workspace, engine):
+    api.save("not-built", sys.executable, snapshot["project"])
+    before = {c.id for c in engine.containers.list(all=True)}
+    with pytest.raises(UsageError, match=r"snapshot 'not-built' has no image .*build it first: "
+                                         r"%snapshot build not-built"):
+        cell(shell, {**snapshot, "name": "not-built"}, "pass")
+    assert {c.id for c in engine.containers.list(all=True)} == before
