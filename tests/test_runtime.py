@@ -22,7 +22,7 @@ from IPython.utils.capture import capture_output
 
 from jupyter_yolosnap import api, bake, render, runtime
 from jupyter_yolosnap.runtime import containers as runtime_containers, kernel_image, registry
-from jupyter_yolosnap.runtime.containers import OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT
+from jupyter_yolosnap.runtime.containers import OWNER_HOST, OWNER_PID, ROLE, SCRATCH, SNAPSHOT
 from jupyter_yolosnap.exceptions import RemoteError
 
 from .conftest import make_venv, run
@@ -376,6 +376,8 @@ def test_kernel_restart_and_kill_leave_no_container(snapshot, workspace, engine)
         assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
         pid = km.provisioner.process.pid
         assert len(owned_by(pid)) == 1
+        scratch = owned_by(pid)[0].labels[SCRATCH]  # the kernel's socket folder on the host
+        assert os.path.isdir(scratch)
         os.kill(pid, signal.SIGKILL)  # no clean exit: the container stays until someone sweeps
         time.sleep(1)
         assert len(owned_by(pid)) == 1
@@ -385,7 +387,7 @@ def test_kernel_restart_and_kill_leave_no_container(snapshot, workspace, engine)
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(workspace))
     try:
         assert kc.execute_interactive(code, timeout=120)["content"]["status"] == "ok"
-        assert not owned_by(pid)  # swept by the new kernel's first %%in_env
+        assert not owned_by(pid) and not os.path.exists(scratch)  # swept by the new kernel's first %%in_env
         pid = km.provisioner.process.pid
     finally:
         kc.stop_channels()

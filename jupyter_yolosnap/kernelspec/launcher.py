@@ -18,7 +18,6 @@ import queue
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from ..engine.client import connect
 from ..events import Event
 from ..exceptions import YolosnapError
 from ..runtime import kernel_image, registry
-from ..runtime.containers import ContainerSpec, create, driver_warning, remove_quietly
+from ..runtime.containers import ContainerSpec, create, driver_warning, make_scratch, remove_quietly
 from ..runtime.remote_kernel import BOOT
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -55,7 +54,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def private_connection_file(path: str) -> tuple[str, str]:
     """A folder of our own holding a copy of the connection file: (folder, copy)."""
-    folder = tempfile.mkdtemp(prefix="yolosnap-kernel-")
+    folder = make_scratch()  # labelled on the container: a sweep after a crash removes it too
     copy = os.path.join(folder, os.path.basename(path))
     shutil.copyfile(path, copy)
     os.chmod(copy, 0o600)
@@ -117,7 +116,7 @@ def run(name: str, project: str | None, connection_file: str, gpus: str = "auto"
     container = None
     try:
         spec = ContainerSpec(role="kernel", snapshot=manifest["name"], cwd=os.getcwd(), gpus=gpus, network="host",
-                             extra_mounts={folder: {"bind": folder, "mode": "rw"}})
+                             extra_mounts={folder: {"bind": folder, "mode": "rw"}}, scratch=folder)
         command = ["python", "-c", BOOT, made.kernel_path or "", "-f", connection,
                    "--HistoryManager.hist_file=:memory:"]
         container = create(client, made.image, command, spec)

@@ -7,7 +7,9 @@ user (files written there belong to the user, not root), with no network unless 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +23,8 @@ SNAPSHOT = f"{LABEL_PREFIX}.snapshot"
 OWNER_PID = f"{LABEL_PREFIX}.owner-pid"
 OWNER_HOST = f"{LABEL_PREFIX}.owner-host"
 OWNER_START = f"{LABEL_PREFIX}.owner-start"
+SCRATCH = f"{LABEL_PREFIX}.scratch"  # a host folder of this container's own (kernel sockets), removed with it
+SCRATCH_PREFIX = "/tmp/ysk-"
 NETWORKS = ("none", "host")  # the engine runs without a bridge; never reach private ranges
 
 
@@ -151,6 +155,7 @@ class ContainerSpec:
     network: str = "none"
     user: str = field(default_factory=lambda: host_user())  # looked up late: tests map another uid
     extra_mounts: dict[str, dict[str, str]] = field(default_factory=dict)
+    scratch: str | None = None  # a SCRATCH_PREFIX folder that dies with the container
 
 
 def workspace(cwd: str) -> str:
@@ -182,7 +187,8 @@ def create(client: Any, image: str, command: list[str], spec: ContainerSpec, ini
         container = client.containers.create(
             image, command, entrypoint=[], working_dir=cwd, user=spec.user, environment=environment,
             volumes=volumes, network_mode=spec.network, shm_size="1g", device_requests=requests or None,
-            labels=owner_labels(spec.role, spec.snapshot), stdin_open=False, tty=False, init=init or None)
+            labels={**owner_labels(spec.role, spec.snapshot), **({SCRATCH: spec.scratch} if spec.scratch else {})},
+            stdin_open=False, tty=False, init=init or None)
         if on_created is not None:
             on_created(container)
         container.start()
@@ -201,12 +207,20 @@ def _explain_start(err: Exception, image: str, wants_gpu: bool) -> EngineError:
     return explain(err, f"starting a container of {image}")
 
 
+def make_scratch() -> str:
+    """A private host folder for one container (short: Unix socket paths must stay under 108 bytes)."""
+    return tempfile.mkdtemp(prefix=os.path.basename(SCRATCH_PREFIX), dir=os.path.dirname(SCRATCH_PREFIX))
+
+
 def remove_quietly(container: Any) -> None:
-    """Remove a container whatever its state; gone already is fine."""
+    """Remove a container whatever its state, and its scratch folder; gone already is fine."""
     try:
         container.remove(force=True, v=True)
     except Exception:
         pass
+    scratch = (getattr(container, "labels", None) or {}).get(SCRATCH, "")
+    if scratch.startswith(SCRATCH_PREFIX) and "/" not in scratch[len(SCRATCH_PREFIX):]:  # never another path
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def exit_reason(container: Any) -> str:

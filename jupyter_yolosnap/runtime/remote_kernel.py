@@ -15,12 +15,11 @@ import queue
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Iterable
 
 from ..engine.client import explain
-from .containers import ContainerSpec, create, exit_reason, last_log_line, remove_quietly
+from .containers import ContainerSpec, create, exit_reason, last_log_line, make_scratch, remove_quietly
 from ..exceptions import KernelDied, RemoteError, RuntimeFailure, VariableError
 from .kernel_image import KernelImage
 
@@ -58,8 +57,7 @@ class RemoteKernel:
         from jupyter_client.connect import write_connection_file
 
         began = time.perf_counter()
-        # short: Unix socket paths must stay under 108 bytes
-        self.folder = tempfile.mkdtemp(prefix="ysk-", dir="/tmp")
+        self.folder = make_scratch()
         try:
             connection, _ = write_connection_file(os.path.join(self.folder, "kernel.json"), transport="ipc",
                                                   ip=os.path.join(self.folder, "k"),
@@ -68,6 +66,7 @@ class RemoteKernel:
             command = ["python", "-c", BOOT, self.image.kernel_path or "", "-f", connection,
                        "--HistoryManager.hist_file=:memory:"]
             self.spec.extra_mounts = {self.folder: {"bind": self.folder, "mode": "rw"}}
+            self.spec.scratch = self.folder  # a sweep after a crash removes it with the container
             self.container = create(self.client, self.image.image, command, self.spec)
             self.kc = BlockingKernelClient(connection_file=connection)
             self.kc.load_connection_file()
