@@ -102,6 +102,19 @@ test.describe('Environment snapshots sidebar', () => {
     await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
   });
 
+  test("the server's errors show in the panel", async ({ page }) => {
+    await page.notebook.createNew('errors.ipynb');
+    await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
+    await openPanel(page);
+    await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
+    await page.locator('.jp-Dialog input').fill('../escape');
+    await page.locator('.jp-Dialog .jp-mod-accept').click();
+    const error = page.locator(`${PANEL} .jp-yolosnap-error`);
+    await expect(error).toBeVisible({ timeout: 30_000 });
+    await expect(error).toContainText("invalid snapshot name '../escape'");
+    await expect(page.locator(`${PANEL} li.jp-yolosnap-item`)).toHaveCount(1); // nothing was saved
+  });
+
   test('Restore switches the notebook to a kernel inside the container', async ({ page }) => {
     await page.notebook.createNew('restore.ipynb');
     await openPanel(page);
