@@ -35,7 +35,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from markdown_section import write_section  # noqa: E402  (benchmarks/ is sys.path[0])
+from markdown_section import publish  # noqa: E402  (benchmarks/ is sys.path[0])
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
@@ -514,9 +514,7 @@ def main() -> int:
     command = f".venv/bin/python benchmarks/bench_build.py --runs {args.runs}" + \
         (f" --write {args.write}" if args.write else "")
     section = report(data, args.runs, command)
-    print(section)
-    if args.write:
-        write_section(REPO / args.write, section)
+    publish(section, args.write, REPO)
     return 0
 
 

@@ -15,7 +15,6 @@ import argparse
 import base64
 import hashlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from markdown_section import write_section  # noqa: E402  (benchmarks/ is sys.path[0])
+from markdown_section import publish  # noqa: E402  (benchmarks/ is sys.path[0])
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
@@ -134,9 +133,7 @@ def main() -> int:
     command = "python benchmarks/bench_capture.py" + (f" --runs {args.runs}" if args.runs != 7 else "") + \
         (f" --write {args.write}" if args.write else "")
     section = report(results, args.runs, command)
-    print(section)
-    if args.write:
-        write_section(REPO / args.write, section)
+    publish(section, args.write, REPO)
     return 0
 
 

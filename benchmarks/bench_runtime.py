@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from markdown_section import write_section  # noqa: E402  (benchmarks/ is sys.path[0])
+from markdown_section import publish  # noqa: E402  (benchmarks/ is sys.path[0])
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "bench-runtime"
@@ -64,7 +64,7 @@ def measure(cells: int, starts: int, folder: Path) -> dict:
     log("saving and building the snapshot (once)")
     api.save(NAME, str(venv / "bin/python"), project)
     image = bake.build(NAME, project).image
-    kernel_image.ensure(client, NAME, project)
+    kernel_image.ensure(client, api.load(NAME, project))
     os.chdir(project)
 
     shell = InteractiveShell.instance()
@@ -107,7 +107,7 @@ def cleanup() -> None:
             client.images.remove(tag, force=True)
 
 
-def section(figures: dict, cells: int, starts: int) -> str:
+def section(figures: dict, command: str) -> str:
     med = {k: statistics.median(v) for k, v in figures.items() if isinstance(v, list)}
     extra_ms = (med["remote"] - med["local"]) * 1000
     ms = lambda s: f"{s * 1000:.1f} ms"  # noqa: E731
@@ -122,8 +122,7 @@ def section(figures: dict, cells: int, starts: int) -> str:
     lines = [
         "## Runtime: `%%in_env` cells vs a local cell and vs `docker run` per cell",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_runtime.py --cells {cells} --starts {starts} --write "
-        "BENCHMARKS.md` (medians; wall time of `shell.run_cell` in a real IPython shell, output captured).",
+        f"Command: `{command}` (medians; wall time of `shell.run_cell` in a real IPython shell, output captured).",
         "",
         "Snapshot: a venv with `six`, built on the stand-in base `python:3.11.7-slim-bookworm`, ipykernel added "
         "in its own layer. Naive approach: a fresh `docker run --rm IMAGE python -c ...` per cell (docker-py, "
@@ -144,20 +143,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=200)
     parser.add_argument("--starts", type=int, default=7)
-    parser.add_argument("--write", type=Path, help="update this file's runtime section")
+    parser.add_argument("--write", metavar="FILE", help="update this Markdown file's runtime section")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
-        os.environ["XDG_CACHE_HOME"] = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         cwd = os.getcwd()
         try:
             figures = measure(args.cells, args.starts, Path(tmp))
         finally:
             os.chdir(cwd)
             cleanup()
-    text = section(figures, args.cells, args.starts)
-    print(text)
-    if args.write:
-        write_section(args.write, text)
+    command = f".venv/bin/python benchmarks/bench_runtime.py --cells {args.cells} --starts {args.starts}" + \
+        (f" --write {args.write}" if args.write else "")
+    publish(section(figures, command), args.write, REPO)
     return 0
 
 

@@ -16,3 +16,10 @@ def write_section(path: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def publish(section: str, target: str | None, repo: Path) -> None:
+    """Print the section; with ``--write FILE``, also put it into FILE (relative to the repository)."""
+    print(section)
+    if target:
+        write_section(repo / target, section)

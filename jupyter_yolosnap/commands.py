@@ -202,8 +202,7 @@ def _restore(args: argparse.Namespace) -> Outcome:
     from .runtime import kernel_image
 
     manifest = api.load(args.name, args.project)
-    made = kernel_image.ensure(connect(), manifest["name"], args.project,
-                               getattr(args, "listener", None) or _terminal(args))
+    made = kernel_image.ensure(connect(), manifest, getattr(args, "listener", None) or _terminal(args))
     name = kernelspec.install(manifest["name"], args.project, manifest)
     rows = [("kernel", name), ("shown as", kernelspec.display_name(manifest["name"])), ("image", made.image)]
     return Outcome(render.Message(f"Snapshot {manifest['name']!r} is a kernel now: pick "

@@ -7,8 +7,8 @@ from __future__ import annotations
 import shlex
 
 from IPython.core.error import UsageError
-from IPython.display import display
 from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.display import display
 
 from .commands import build_parser, execute, parse
 from .exceptions import UsageFailure, YolosnapError
@@ -26,11 +26,14 @@ class SnapshotMagics(Magics):
         try:
             args = parse(shlex.split(line), prog="%snapshot", raising=True)
             progress = None
-            if args.command in ("build", "restore"):
+            if args.command == "build":
                 from .progress import NotebookProgress
 
-                verb = "Building" if args.command == "build" else "Preparing the kernel image of"
-                progress = args.listener = NotebookProgress(f"{verb} snapshot {args.name!r}")
+                progress = args.listener = NotebookProgress(f"Building snapshot {args.name!r}")
+            elif args.command == "restore":  # a bar only when the kernel image must be made
+                from .progress import LazyProgress
+
+                progress = args.listener = LazyProgress(f"Preparing the kernel image of snapshot {args.name!r}")
             try:
                 outcome = execute(args)
             except BaseException:

@@ -1,6 +1,9 @@
 """The notebook's rendering of the event stream: a progress bar over Dockerfile steps and a collapsible log."""
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from .events import Event
 
 LOG_LINES = 400
@@ -47,6 +50,36 @@ class NotebookProgress:
         self._lines.append(line)
         del self._lines[:-LOG_LINES]
         self.log.value = "\n".join(self._lines)
+
+
+class LazyProgress:
+    """Shows progress only once an event comes (a kernel image is built once per snapshot; a cached one is
+    silent): a ``NotebookProgress`` in a notebook, phase lines on stderr elsewhere."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.view: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if self.view is None:
+            self.view = self._make()
+        self.view(event)
+
+    def _make(self) -> Any:
+        try:
+            from ipykernel.zmqshell import ZMQInteractiveShell
+            from IPython import get_ipython
+
+            if isinstance(get_ipython(), ZMQInteractiveShell):
+                return NotebookProgress(self.title)
+        except ImportError:
+            pass
+        return lambda e: print(f"yolosnap: {e.message}", file=sys.stderr) if e.kind == "phase" else None
+
+    def fail(self) -> None:
+        """Mark the failure on the bar, if one was shown."""
+        if self.view is not None and hasattr(self.view, "fail"):
+            self.view.fail()
 
 
 def _escape(text: str) -> str:

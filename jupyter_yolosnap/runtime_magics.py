@@ -6,50 +6,16 @@ traceback, like a local cell's failure.
 """
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .events import Event
-from .exceptions import YolosnapError
-from .exceptions import RemoteError, VariableError
+from .exceptions import RemoteError, VariableError, YolosnapError
+from .progress import LazyProgress
 from .runtime import registry
 from .runtime.remote_kernel import PartialPull, check_identifier
 
 __all__ = ["RuntimeMagics"]
-
-
-class _LazyProgress:
-    """Shows progress only if something slow happens (the kernel image is built once per snapshot)."""
-
-    def __init__(self, title: str):
-        self.title = title
-        self.view: Any = None
-
-    def __call__(self, event: Event) -> None:
-        if self.view is None:
-            self.view = self._make()
-        self.view(event)
-
-    def _make(self) -> Any:
-        try:
-            from ipykernel.zmqshell import ZMQInteractiveShell
-            from IPython import get_ipython
-
-            if isinstance(get_ipython(), ZMQInteractiveShell):
-                from .progress import NotebookProgress
-
-                return NotebookProgress(self.title)
-        except ImportError:
-            pass
-        return lambda e: print(f"yolosnap: {e.message}", file=sys.stderr) if e.kind == "phase" else None
-
-    def fail(self) -> None:
-        if self.view is not None and hasattr(self.view, "fail"):
-            self.view.fail()
 
 
 def _names(text: str | None, verb: str) -> list[str]:
@@ -88,7 +54,7 @@ class RuntimeMagics(Magics):
             metrics = train(config)
         """
         args = parse_argstring(self.in_env, line)
-        progress = _LazyProgress(f"Preparing a kernel for snapshot {args.name!r}")
+        progress = LazyProgress(f"Preparing a kernel for snapshot {args.name!r}")
         try:
             push_names = _names(args.push, "push")
             pull_names = _names(args.pull, "pull")

@@ -44,7 +44,7 @@ def snapshot(tmp_path_factory, engine, base_image):
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
         api.save(name, str(python), project)
         built = bake.build(name, project)
-        made = kernel_image.ensure(engine, name, project)
+        made = kernel_image.ensure(engine, api.load(name, project))
     yield {"name": name, "project": project, "image": built.image, "kernel": made}
     runtime.stop()
     stray = engine.containers.list(all=True, filters={"label": f"{SNAPSHOT}={name}"})
@@ -95,7 +95,7 @@ def test_kernel_image_adds_one_layer_and_keeps_the_snapshot(snapshot, engine):
     base_layers = engine.images.get(snapshot["image"]).attrs["RootFS"]["Layers"]
     kernel_layers = engine.images.get(made.image).attrs["RootFS"]["Layers"]
     assert kernel_layers[:len(base_layers)] == base_layers and len(kernel_layers) == len(base_layers) + 1
-    again = kernel_image.ensure(engine, snapshot["name"], snapshot["project"])
+    again = kernel_image.ensure(engine, api.load(snapshot["name"], snapshot["project"]))
     assert again.image == made.image and not again.built  # cached
 
 

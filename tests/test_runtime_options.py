@@ -1,6 +1,7 @@
 """The runtime's option parsing and pre-start checks, without an engine (GPU facts from NVML recordings)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -79,3 +80,25 @@ def test_metrics_table_of_yolo_results(tmp_path):
     (tmp_path / "metrics.csv").write_text("name,value\nloss,abc\n")
     assert metrics.read(tmp_path / "metrics.csv") is None  # no numeric x column: not a metrics table
     assert metrics.find_written(tmp_path / "runs", since=found.stat().st_mtime + 60) is None  # older than the run
+
+
+def test_tensorboard_refusals_come_before_anything_is_made(tmp_path):
+    from jupyter_yolosnap.runtime import tensorboard
+    from jupyter_yolosnap.runtime.containers import ContainerSpec
+
+    work, data = tmp_path / "work", tmp_path / "data"
+    work.mkdir()
+    data.mkdir()
+    spec = ContainerSpec(role="run", snapshot="yolo", cwd=str(work),
+                         volumes=parse_volumes([f"{data}:/data"], str(work)))
+    assert tensorboard.seen_from_container(str(work / "runs"), spec) == str(work / "runs")
+    assert tensorboard.seen_from_container(str(data / "tb"), spec) == "/data/tb"
+    with_board = {"name": "yolo", "packages": [{"name": "tensorboard", "version": "2.20.0"}]}
+    with pytest.raises(RuntimeFailure, match="not inside the working directory or a -v mount"):
+        tensorboard.start(None, "image", with_board, str(tmp_path / "elsewhere"), spec)
+    assert not (tmp_path / "elsewhere").exists()
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("this environment has tensorboard, so a snapshot without it is still served")
+    with pytest.raises(RuntimeFailure, match="needs the tensorboard package in snapshot 'yolo'"):
+        tensorboard.start(None, "image", {"name": "yolo", "packages": []}, "runs/tb", spec)
+    assert not (work / "runs").exists()

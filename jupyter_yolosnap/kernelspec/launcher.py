@@ -105,7 +105,7 @@ def run(name: str, project: str | None, connection_file: str, gpus: str = "auto"
     manifest = api.load(name, project)
     client = connect()
     registry.sweep(client)
-    made = kernel_image.ensure(client, manifest["name"], project, _phase)
+    made = kernel_image.ensure(client, manifest, _phase)
     warning = driver_warning(manifest, gpus)
     if warning:
         _say(warning)

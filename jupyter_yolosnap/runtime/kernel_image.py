@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, api, bake, wheelhouse
+from .. import __version__, bake, wheelhouse
 from ..engine.build import build_image
 from ..engine.client import LABEL_PREFIX
 from ..events import Event, Listener, ignore
@@ -59,10 +59,9 @@ def kernel_tag(manifest: dict) -> str:
     return f"{bake.image_tag(manifest)}-kernel"
 
 
-def ensure(client: Any, name: str, project: str | os.PathLike | None = None, listener: Listener = ignore
-           ) -> KernelImage:
-    """A kernel image for snapshot ``name``: reused when present, built (one layer, no snapshot change) when not."""
-    manifest = api.load(name, project)
+def ensure(client: Any, manifest: dict, listener: Listener = ignore) -> KernelImage:
+    """A kernel image for the snapshot ``manifest``: reused when present, built (one layer, no snapshot change)
+    when not. Callers hold the manifest already (for GPU checks, kernelspecs), so it is not read again here."""
     base = verified_image(client, manifest)
     if has_ipykernel(manifest):
         return KernelImage(base, base, None)

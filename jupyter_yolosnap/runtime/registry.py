@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -97,8 +98,9 @@ def get(name: str, project: str | os.PathLike | None = None, gpus: str | int | N
         if not _state["atexit"]:
             atexit.register(stop)
             _state["atexit"] = True
-        image = kernel_image.ensure(client, name, project, listener)
-        warning = driver_warning(api.load(name, project), gpus)
+        manifest = api.load(name, project)
+        image = kernel_image.ensure(client, manifest, listener)
+        warning = driver_warning(manifest, gpus)
         if warning:
             print(warning, file=sys.stderr)
         spec = ContainerSpec(role="kernel", snapshot=name, cwd=cwd, gpus=gpus, env=parse_env(env),
@@ -140,16 +142,17 @@ def end(name: str | None = None, everyone: bool = False, client: Any | None = No
     then starts a fresh kernel and says why.
     """
     client = client or _client()
-    before = {row.id: row for row in ps(client) if name is None or row.snapshot == name}
-    removed = [before[cid] for cid in (kernel.container.short_id for key, kernel in running().items()
-                                       if kernel.container is not None and (name is None or key == name))
-               if cid in before]
-    stop(name)
-    for container in _labelled(client):
-        row = before.get(container.short_id)
-        if row is not None and row not in removed and (everyone or not owner_alive(container.labels)):
+    found = [c for c in _labelled(client) if name is None or c.labels.get(SNAPSHOT) == name]
+    ours = {kernel.container.short_id for key, kernel in running().items()
+            if kernel.container is not None and (name is None or key == name)}
+    stop(name)  # this process's kernels: channels closed, container and socket folder removed
+    removed = []
+    for container in found:
+        if container.short_id in ours:
+            removed.append(_row(container))
+        elif everyone or not owner_alive(container.labels):
+            removed.append(_row(container))
             remove_quietly(container)
-            removed.append(row)
     return removed
 
 
@@ -160,19 +163,13 @@ def running() -> dict[str, RemoteKernel]:
 
 
 def ps(client: Any | None = None) -> list[RuntimeContainer]:
-    """Every runtime container on the engine (kernels and script runs), this process's and others'."""
-    client = client or _client()
-    rows = []
-    for container in _labelled(client):
-        labels = container.labels
-        mine = labels.get(OWNER_PID) == str(os.getpid()) and labels.get(OWNER_HOST) == _hostname()
-        tags = container.attrs.get("Config", {}).get("Image", "")
-        rows.append(RuntimeContainer(container.short_id, labels.get(SNAPSHOT, ""), labels.get(ROLE, ""),
-                                     container.status, tags, labels.get(OWNER_PID, ""), owner_alive(labels), mine))
-    return rows
+    """Every runtime container on the engine (kernels, script runs, TensorBoards), this process's and others'."""
+    return [_row(container) for container in _labelled(client or _client())]
 
 
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
+def _row(container: Any) -> RuntimeContainer:
+    labels = container.labels
+    mine = labels.get(OWNER_PID) == str(os.getpid()) and labels.get(OWNER_HOST) == socket.gethostname()
+    return RuntimeContainer(container.short_id, labels.get(SNAPSHOT, ""), labels.get(ROLE, ""), container.status,
+                            container.attrs.get("Config", {}).get("Image", ""), labels.get(OWNER_PID, ""),
+                            owner_alive(labels), mine)

@@ -96,9 +96,7 @@ def run_script(name: str, argv: list[str], project: str | os.PathLike | None = N
                 log.write("# interrupted\n")
                 raise
             log.write(f"# exit code {code}\n")
-    except YolosnapError:
-        raise
-    except (KeyboardInterrupt, OSError):
+    except (YolosnapError, OSError):  # ours, or the log file: already clear (Ctrl-C is no Exception)
         raise
     except Exception as exc:
         raise explain(exc, f"running {argv[0]} in {image}") from None

@@ -52,31 +52,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def logdir_path(logdir: str, cwd: str) -> str:
-    """The log folder, absolute; it must lie inside the mounted working directory or an extra mount."""
-    path = os.path.abspath(os.path.join(cwd, os.path.expanduser(logdir)))
-    os.makedirs(path, exist_ok=True)  # the run creates it later; TensorBoard waits for event files
-    return path
+def seen_from_container(path: str, spec: ContainerSpec) -> str:
+    """Where host folder ``path`` is inside the run's containers: the working directory is mounted at its own
+    path, ``-v`` folders where asked; a folder in neither cannot be written by the run, so it is refused."""
+    mounts = {os.path.realpath(spec.cwd): os.path.realpath(spec.cwd)}
+    mounts.update({os.path.realpath(host): bind["bind"] for host, bind in spec.volumes.items()})
+    real = os.path.realpath(path)
+    for host, inside in sorted(mounts.items(), key=lambda item: -len(item[0])):
+        if real == host:
+            return inside
+        if real.startswith(host.rstrip("/") + "/"):
+            return inside.rstrip("/") + real[len(host.rstrip("/")):]
+    raise RuntimeFailure(f"--tensorboard: {path} is not inside the working directory or a -v mount, so the run "
+                         "cannot write there; give a folder under the working directory (e.g. runs/train)")
 
 
 def start(client: Any, image: str, manifest: dict, logdir: str, spec: ContainerSpec) -> TensorBoard:
-    """Start TensorBoard on ``logdir``; ready (answering HTTP) when this returns."""
-    path = logdir_path(logdir, spec.cwd)
-    port = free_port()
-    args = ["--logdir", path, "--host", "127.0.0.1", "--port", str(port)]
-    if any(p.get("name") == "tensorboard" for p in manifest.get("packages", [])):
-        side = ContainerSpec(role="tensorboard", snapshot=manifest["name"], cwd=spec.cwd, volumes=spec.volumes,
-                             network="host", user=spec.user)
-        board = TensorBoard(f"http://127.0.0.1:{port}/", "snapshot",
-                            container=create(client, image, ["python", "-m", "tensorboard.main", *args], side,
-                                             init=True))
-    elif importlib.util.find_spec("tensorboard") is not None:
-        board = TensorBoard(f"http://127.0.0.1:{port}/", "notebook", process=subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", *args], stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
-    else:
+    """Start TensorBoard on ``logdir``; ready (answering HTTP) when this returns. Every refusal comes before
+    anything is created."""
+    in_snapshot = any(p.get("name") == "tensorboard" for p in manifest.get("packages", []))
+    if not in_snapshot and importlib.util.find_spec("tensorboard") is None:
         raise RuntimeFailure(f"--tensorboard needs the tensorboard package in snapshot {manifest['name']!r} or in "
                              "this notebook's environment; pip install tensorboard, or leave the option out")
+    host_path = os.path.abspath(os.path.join(spec.cwd, os.path.expanduser(logdir)))
+    path = seen_from_container(host_path, spec) if in_snapshot else host_path
+    os.makedirs(host_path, exist_ok=True)  # the run fills it later; TensorBoard waits for event files
+    port = free_port()
+    args = ["--logdir", path, "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/"
+    if in_snapshot:
+        side = ContainerSpec(role="tensorboard", snapshot=manifest["name"], cwd=spec.cwd, volumes=spec.volumes,
+                             network="host", user=spec.user)
+        board = TensorBoard(url, "snapshot", container=create(client, image, ["python", "-m", "tensorboard.main",
+                                                                             *args], side, init=True))
+    else:
+        board = TensorBoard(url, "notebook", process=subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", *args], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
     try:
         _wait_ready(board, port)
     except BaseException:

@@ -90,6 +90,14 @@ class YolosnapHandler(APIHandler):
             return
         super().log_exception(typ, value, tb)
 
+    def idle_store(self, name: str, doing: str) -> Store:
+        """The request's store, once ``name`` is valid and not being built (409: ``doing`` must wait)."""
+        store = self.store()
+        validate_name(name)
+        if self.jobs.building(name, store.project):
+            raise BuildRunning(f"snapshot {name!r} is being built; {doing} when the build is done")
+        return store
+
     def json_body(self) -> dict:
         body = self.get_json_body()
         if not isinstance(body, dict):
@@ -164,10 +172,7 @@ class SnapshotHandler(YolosnapHandler):
     @web.authenticated
     async def delete(self, name: str) -> None:
         """Images built from the snapshot are left on the engine (``docker image rm`` removes them)."""
-        store = self.store()
-        validate_name(name)
-        if self.jobs.building(name, store.project):
-            raise BuildRunning(f"snapshot {name!r} is being built; wait for the build to finish, then delete it")
+        store = self.idle_store(name, "delete it")
         await self.blocking(store.delete, name)
         kernelspec.remove(name, store.project)
         self.jobs.forget(name, store.project)
@@ -219,7 +224,7 @@ def _restore(store: Store, name: str) -> dict:
             raise RuntimeFailure(f"snapshot {manifest['name']!r} has no verified image for its current manifest; "
                                  f"build it first (Build in the yolosnap panel, or: yolosnap build "
                                  f"{manifest['name']})")
-        made = kernel_image.ensure(client, manifest["name"], store.project)
+        made = kernel_image.ensure(client, manifest)
     finally:
         client.close()
     kernel = kernelspec.install(manifest["name"], store.project, manifest)
@@ -231,10 +236,7 @@ class RestoreHandler(YolosnapHandler):
 
     @web.authenticated
     async def post(self, name: str) -> None:
-        store = self.store()
-        validate_name(name)
-        if self.jobs.building(name, store.project):
-            raise BuildRunning(f"snapshot {name!r} is being built; restore it when the build is done")
+        store = self.idle_store(name, "restore it")
         self.reply(await self.blocking(_restore, store, name))
 
 

@@ -33,6 +33,16 @@ async function cellText(page: IJupyterLabPageFixture, index: number): Promise<st
   return ((await page.notebook.getCellTextOutput(index)) ?? []).join('\n');
 }
 
+/** A new notebook on the plain python3 kernel, then "Save current kernel as..." NAME in the panel. */
+async function saveNewKernelAs(page: IJupyterLabPageFixture, notebook: string, name: string): Promise<void> {
+  await page.notebook.createNew(notebook);
+  await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
+  await openPanel(page);
+  await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
+  await page.locator('.jp-Dialog input').fill(name);
+  await page.locator('.jp-Dialog .jp-mod-accept').click();
+}
+
 test.describe('Environment snapshots sidebar', () => {
   test('lists the built snapshot as verified', async ({ page, tmpPath }) => {
     await openPanel(page);
@@ -80,12 +90,7 @@ test.describe('Environment snapshots sidebar', () => {
   });
 
   test('Save current kernel as... then Delete', async ({ page }) => {
-    await page.notebook.createNew('save.ipynb');
-    await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
-    await openPanel(page);
-    await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
-    await page.locator('.jp-Dialog input').fill('scratch');
-    await page.locator('.jp-Dialog .jp-mod-accept').click();
+    await saveNewKernelAs(page, 'save.ipynb', 'scratch');
     const item = page.locator(`${PANEL} li.jp-yolosnap-item[data-name="scratch"]`);
     await expect(item).toBeVisible({ timeout: 60_000 });
     await expect(item.locator('.jp-yolosnap-state')).toHaveText('not built');
@@ -103,12 +108,7 @@ test.describe('Environment snapshots sidebar', () => {
   });
 
   test("the server's errors show in the panel", async ({ page }) => {
-    await page.notebook.createNew('errors.ipynb');
-    await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
-    await openPanel(page);
-    await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
-    await page.locator('.jp-Dialog input').fill('../escape');
-    await page.locator('.jp-Dialog .jp-mod-accept').click();
+    await saveNewKernelAs(page, 'errors.ipynb', '../escape');
     const error = page.locator(`${PANEL} .jp-yolosnap-error`);
     await expect(error).toBeVisible({ timeout: 30_000 });
     await expect(error).toContainText("invalid snapshot name '../escape'");
