@@ -102,3 +102,18 @@ def test_tensorboard_refusals_come_before_anything_is_made(tmp_path):
     with pytest.raises(RuntimeFailure, match="needs the tensorboard package in snapshot 'yolo'"):
         tensorboard.start(None, "image", {"name": "yolo", "packages": []}, "runs/tb", spec)
     assert not (work / "runs").exists()
+
+
+def test_run_command_line_needs_the_command_after_double_dash():
+    from jupyter_yolosnap.commands import parse
+    from jupyter_yolosnap.exceptions import UsageFailure
+
+    args = parse(["run", "yolo", "--gpus", "none", "-e", "A=1", "--", "python", "train.py", "--project", "x"],
+                 raising=True)
+    assert (args.gpus, args.env, args.argv) == ("none", ["A=1"], ["python", "train.py", "--project", "x"])
+    for bad, said in ((["run", "yolo", "python", "train.py"], "run needs the command after --"),
+                      (["run", "yolo", "--"], "run needs the command after --"),
+                      (["run", "yolo", "--network", "bridge", "--", "true"], "invalid choice: 'bridge'"),
+                      (["list", "--", "x"], "unrecognized arguments: -- x")):
+        with pytest.raises(UsageFailure, match=said):
+            parse(bad, raising=True)
