@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__, manifest
 from .diff import ManifestDiff, diff_manifests
+from .exceptions import YolosnapError
 from .gpu import probe_gpus
 from .probe_runner import run_probe
 from .store import Store, split_reference, validate_name
@@ -38,6 +39,7 @@ class SnapshotSummary:
     packages: int
     revisions: int
     digest: str
+    error: str | None = None  # the manifest cannot be read: this line says why, the other fields are empty
 
 
 def open_store(project: str | os.PathLike | None = None) -> Store:
@@ -57,7 +59,7 @@ def save(name: str, python: str | None = None, project: str | os.PathLike | None
     """Capture and store under ``name``; the previous revision, if different, moves to history."""
     validate_name(name)
     store = open_store(project)
-    new = capture(name, python, store.project)  # built to the schema (tests validate it); no import of jsonschema here
+    new = capture(name, python, store.project)  # the store validates it before writing: never a file load refuses
     path, previous = store.save(new)
     return Saved(path, new, previous)
 
@@ -84,7 +86,16 @@ def summarize(data: dict, revisions: int = 1) -> SnapshotSummary:
 def list_snapshots(project: str | os.PathLike | None = None) -> list[SnapshotSummary]:
     """Every snapshot in the project, by name."""
     store = open_store(project)
-    return [summarize(store.load(name), len(store.revisions(name))) for name in store.names()]
+    return [_summary_or_problem(store, name) for name in store.names()]
+
+
+def _summary_or_problem(store: Store, name: str) -> SnapshotSummary:
+    """One snapshot's line; an unreadable manifest (a merge conflict, a hostile file) becomes a line saying so
+    instead of hiding every other snapshot."""
+    try:
+        return summarize(store.load(name), len(store.revisions(name)))
+    except YolosnapError as err:
+        return SnapshotSummary(name, "", "", None, None, None, 0, len(store.revisions(name)), "", error=str(err))
 
 
 def history(name: str, project: str | os.PathLike | None = None) -> list[SnapshotSummary]:

@@ -10,14 +10,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, manifest as manifest_io
 from .api import open_store
 from .check import CheckResult, check_image
 from .engine.build import build_image
@@ -25,14 +24,14 @@ from .engine.client import LABEL_PREFIX, connect, explain
 from .engine.probe import capture_in_image
 from .events import Event, Listener, ignore
 from .exceptions import DriftFound, EngineError, RecipeError, SnapshotNotFound
-from . import wheelhouse
+from . import local_sources, wheelhouse
 from .recipe import compat, dockerfile, plan as planning
-from .store import Store
+from .store import Store, refuse_link, write_atomic
 
 LABELS = {"snapshot": f"{LABEL_PREFIX}.snapshot", "digest": f"{LABEL_PREFIX}.digest",
-          "base": f"{LABEL_PREFIX}.base", "strategy": f"{LABEL_PREFIX}.strategy"}
-SOURCE_EXCLUDES = (".git", ".venv", "venv", "node_modules", "__pycache__", ".yolosnap", ".ipynb_checkpoints",
-                   ".pytest_cache", ".mypy_cache", ".tox")
+          "base": f"{LABEL_PREFIX}.base", "strategy": f"{LABEL_PREFIX}.strategy",
+          "accepted": f"{LABEL_PREFIX}.accepted"}
+INSTALLERS = ("same", "pypi")
 
 
 @dataclass
@@ -104,70 +103,28 @@ def recipe_notes(manifest: dict) -> tuple[str, ...]:
             f"--base with {suggestion} plus Python {manifest['python']['version']}.")
 
 
-def write_dockerfile(folder: Path, text: str) -> Path:
-    """Write the readable Dockerfile beside the manifest (atomically, and only when it changed)."""
+def write_dockerfile(folder: Path, text: str, files: dict[str, str] | None = None) -> Path:
+    """Write the readable Dockerfile beside the manifest, with the requirement files it copies
+    (``requirements/*.txt``), so the recipe is complete on disk; atomically, and only what changed."""
     target = folder / "Dockerfile"
-    if not target.exists() or target.read_text() != text:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(temp, target)
+    write_atomic(target, text)
+    if files:
+        for rel, body in files.items():
+            path = folder / rel
+            refuse_link(path.parent)
+            path.parent.mkdir(exist_ok=True)
+            write_atomic(path, body)
     return target
 
 
-def _git_files(folder: Path) -> list[str] | None:
-    """Files git would keep in ``folder`` (tracked, or untracked and not ignored); None outside a work tree."""
-    try:
-        done = subprocess.run(["git", "-C", str(folder), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                              capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
-        return None
-    return [name for name in done.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
-
-
-def _copy_source(path: str, context: Path, vcs: bool) -> None:
-    """Place a local source at its own absolute path under ``context/sources``.
-
-    A folder in a git work tree brings only what git keeps (not its venvs, caches or data); a VCS source
-    brings its ``.git``, which is all pip clones from. Other folders skip the usual caches.
-    """
-    src = Path(path)
-    dest = context / "sources" / src.relative_to(src.anchor)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not src.is_dir():
-        shutil.copy2(src, dest)
-        return
-    if vcs:
-        shutil.copytree(src / ".git", dest / ".git", symlinks=True)
-        return
-    files = _git_files(src)
-    if files is None:
-        shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(*SOURCE_EXCLUDES), dirs_exist_ok=True)
-        return
-    for name in files:
-        source = src / name
-        if source.is_file() or source.is_symlink():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name, follow_symlinks=False)
-
-
-def assemble_context(context: Path, docker_text: str, files: dict[str, str], local: list[dict],
+def assemble_context(context: Path, docker_text: str, files: dict[str, str], local: list[local_sources.Prepared],
                      strategy: str, ca_bundle: str | None) -> None:
     """Write the build context: Dockerfile, requirement files, local sources at their paths, CA bundle."""
     (context / "Dockerfile").write_text(docker_text)
     for rel, text in files.items():
         (context / rel).parent.mkdir(parents=True, exist_ok=True)
         (context / rel).write_text(text)
-    for pkg in local:
-        path = dockerfile.local_path(pkg["url"])
-        if path is None:
-            continue  # remote archive or VCS: pip fetches it during the build
-        if not os.path.exists(path):
-            raise RecipeError(f"{pkg['name']} was installed from {path}, which no longer exists; restore it, or "
-                              "reinstall the package and save the snapshot again")
-        _copy_source(path, context, vcs=pkg["source"] == "vcs")
+    local_sources.copy_into(context, local)
     if strategy == "pinned":
         shutil.copy(ca_bundle or "/etc/ssl/certs/ca-certificates.crt", context / "ca-bundle.crt")
 
@@ -188,11 +145,16 @@ def _previous_verified(client: Any, repository: str, store: Store, name: str) ->
 
 def build(name: str, project: str | os.PathLike | None = None, strategy: str = "wheelhouse",
           base: str | None = None, registry_mirror: str | None = None, ca_bundle: str | None = None,
-          incremental: bool = True, listener: Listener = ignore, nocache: bool = False) -> BuildResult:
+          incremental: bool = True, listener: Listener = ignore, nocache: bool = False,
+          host_builds: bool = False, trust_remote_sources: bool = False, installers: str = "same") -> BuildResult:
     """Build snapshot ``name`` into a verified image; see the module docstring.
 
     ``nocache`` ignores Docker's layer cache (benchmarks of cold builds); ``incremental=False`` never starts from
-    the previous verified image.
+    the previous verified image; ``host_builds`` lets the wheelhouse strategy build sdist-only pins on this host
+    (their setup code then runs here: off by default, since the manifest is untrusted); ``trust_remote_sources``
+    builds what runs code inside the build container: remote VCS and source-archive installs, and (pinned
+    strategy) pins that have no wheel; ``installers="pypi"`` accepts PyPI wheels in place of distributions another
+    installer (conda) put there, which is otherwise refused (the check would call the swap drift).
     """
     started = time.perf_counter()
     if strategy == "pinned" and ca_bundle is not None and not os.path.isfile(ca_bundle):
@@ -200,6 +162,28 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
                           "(e.g. /etc/ssl/certs/ca-certificates.crt)")
     store = open_store(project)
     manifest = store.load(name)
+    prepared = local_sources.prepare_all(manifest["packages"])  # before anything is written or asked of the engine
+    for item in prepared:
+        if item.size > local_sources.LARGE_BYTES:
+            listener(Event("phase", f"warning: {item.pkg['name']} brings {item.size / 1048576:.0f} MB "
+                                    f"({len(item.files)} files) from {item.path} into the image; a .dockerignore "
+                                    "there leaves data out"))
+    if installers not in INSTALLERS:
+        raise RecipeError(f"--installers {installers!r} is not one of {', '.join(INSTALLERS)}")
+    foreign = [p["name"] for p in manifest["packages"] if manifest_io.foreign_installer(p)]
+    if foreign and installers != "pypi":
+        kinds = ", ".join(sorted({manifest_io.foreign_installer(p) for p in manifest["packages"]} - {None}))
+        raise RecipeError(f"{len(foreign)} distribution(s) of snapshot {manifest['name']!r} were installed by {kinds} "
+                          f"({', '.join(foreign[:4])}{' ...' if len(foreign) > 4 else ''}); an image installs their "
+                          "PyPI wheels instead: build with --installers pypi to accept that, or reinstall them with "
+                          "pip and save again")
+    accepted = frozenset({"pypi"}) if foreign else frozenset()
+    remote = local_sources.remote_code(manifest["packages"])
+    if remote and not trust_remote_sources:
+        shown = ", ".join(f"{p['name']} from {p['url']}" for p in remote[:2]) + (" and more" if len(remote) > 2 else "")
+        raise RecipeError(f"snapshot {manifest['name']!r} builds {len(remote)} source(s) fetched from the network "
+                          f"({shown}); building runs their setup code inside the build, which has this host's "
+                          "network: review them, then build with --trust-remote-sources")
     client = connect()
     tag = image_tag(manifest)
     repository = tag.split(":")[0]
@@ -215,12 +199,14 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     base_ref = resolve_base(manifest, base, registry_mirror)
     facts = _base_facts(client, base_ref, listener)
     compat.check_requires_python(manifest["packages"], facts["python"]["version"], manifest["python"]["version"])
-    plan = planning.make_plan(manifest, base_ref, facts, strategy)
+    plan = planning.make_plan(manifest, base_ref, facts, strategy, source_builds=trust_remote_sources)
     labels = {LABELS["snapshot"]: manifest["name"], LABELS["digest"]: manifest["digest"],
               LABELS["base"]: base_ref, LABELS["strategy"]: strategy}
+    if accepted:
+        labels[LABELS["accepted"]] = ",".join(sorted(accepted))
     full_text = dockerfile.render(plan, manifest["name"], manifest["digest"], __version__, recipe_notes(manifest),
                                   labels)
-    written = write_dockerfile(folder, full_text)
+    written = write_dockerfile(folder, full_text, dockerfile.requirement_files(plan))
 
     previous = _previous_verified(client, repository, store, manifest["name"]) if incremental else None
     change = planning.delta(previous[1], manifest) if previous else None
@@ -231,14 +217,18 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
             listener(Event("phase", f"delta on {previous[0].short_id}: {len(install)} to install, "
                                     f"{len(remove)} to remove"))
             text = dockerfile.render_delta(plan, previous[0].id, install, remove, labels)
-            files = {"requirements/delta.txt": "".join(planning.requirement(p) + "\n" for p in install)}
+            files = {"requirements/delta.txt": dockerfile.requirement_lines(install)}
             pins, local = install, []
         else:
             text, files = full_text, dockerfile.requirement_files(plan)
-            pins, local = [*plan.heavy, *plan.index], list(plan.local)
+            pins = [*plan.heavy, *plan.index]
+            names = {p["name"] for p in plan.local}
+            local = [item for item in prepared if item.pkg["name"] in names]
         assemble_context(context, text, files, local, strategy, ca_bundle)
         if strategy == "wheelhouse":
-            house = wheelhouse.collect(pins, local, facts["python"]["version"], list(plan.index_urls), listener)
+            house = wheelhouse.collect(pins, [item.pkg for item in local], facts["python"]["version"],
+                                       list(plan.index_urls), listener,
+                                       host_builds=host_builds)
             listener(Event("phase", f"building {tag}"))
             with wheelhouse.serve(house) as url:
                 if url != dockerfile.WHEEL_SERVER:  # the fixed port is busy (another build): point there instead
@@ -250,7 +240,7 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
 
     listener(Event("phase", "checking the image against the snapshot"))
     try:
-        result = check_image(client, image_id, manifest)
+        result = check_image(client, image_id, manifest, accepted)
     except Exception:
         _remove_image(client, image_id)
         raise
@@ -281,8 +271,9 @@ def check(name: str, project: str | os.PathLike | None = None) -> CheckResult:
     client = connect()
     tag = image_tag(manifest)
     try:
-        client.images.get(tag)
+        image = client.images.get(tag)
     except Exception:
         raise SnapshotNotFound(f"snapshot {manifest['name']!r} has no image for its current manifest ({tag}); "
                                f"build it with: yolosnap build {manifest['name']}") from None
-    return check_image(client, tag, manifest)
+    accepted = frozenset(filter(None, (image.labels or {}).get(LABELS["accepted"], "").split(",")))
+    return check_image(client, tag, manifest, accepted)

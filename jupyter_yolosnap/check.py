@@ -11,14 +11,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .diff import Change, ManifestDiff, diff_manifests
+from .diff import INSTALLED_BY, Change, ManifestDiff, diff_manifests
 from .engine.probe import capture_in_image
 from .gpu import probe_gpus
 from .manifest import build_manifest
 
 
-def is_promised(change: Change) -> bool:
-    """Whether an image is expected to reproduce this item exactly."""
+def installer_swap(change: Change) -> bool:
+    """A distribution another installer (conda) put on the host, which the image holds as the same version of
+    its PyPI wheel: what ``build --installers pypi`` accepts."""
+    old, new = change.old or "", change.new or ""
+    return change.section == "packages" and f"({INSTALLED_BY}" in old and old.split(" (", 1)[0] == new
+
+
+def is_promised(change: Change, accepted: frozenset = frozenset()) -> bool:
+    """Whether an image is expected to reproduce this item exactly (``accepted``: what its build accepted)."""
+    if change.section == "packages" and "pypi" in accepted and installer_swap(change):
+        return False
     if change.section in ("python", "packages"):
         return True
     if change.section == "cuda":
@@ -34,22 +43,24 @@ class CheckResult:
 
     image: str
     diff: ManifestDiff
+    accepted: frozenset = frozenset()  # what the image's build accepted (``{"pypi"}``: PyPI wheels for conda's)
 
     @property
     def drift(self) -> list[Change]:
-        return [c for c in self.diff.changes if is_promised(c)]
+        return [c for c in self.diff.changes if is_promised(c, self.accepted)]
 
     @property
     def shown(self) -> list[Change]:
-        return [c for c in self.diff.changes if not is_promised(c)]
+        return [c for c in self.diff.changes if not is_promised(c, self.accepted)]
 
     @property
     def clean(self) -> bool:
         return not self.drift
 
 
-def check_image(client: Any, image: str, manifest: dict) -> CheckResult:
+def check_image(client: Any, image: str, manifest: dict, accepted: frozenset = frozenset()) -> CheckResult:
     """Capture inside ``image`` and compare with ``manifest``."""
     inside = capture_in_image(client, image)
     as_manifest = build_manifest(manifest["name"], inside, probe_gpus(), __version__)
-    return CheckResult(image, diff_manifests(manifest, as_manifest, old_label="snapshot", new_label="image"))
+    return CheckResult(image, diff_manifests(manifest, as_manifest, old_label="snapshot", new_label="image"),
+                       accepted)

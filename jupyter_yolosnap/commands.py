@@ -66,6 +66,15 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     build.add_argument("--no-incremental", dest="incremental", action="store_false",
                        help="always build in full, never on top of the previous verified image")
     build.add_argument("--verbose", action="store_true", help="print the build log as it comes")
+    build.add_argument("--host-builds", action="store_true",
+                       help="wheelhouse strategy: let pins that have no wheel build on this host (runs their setup "
+                            "code here; by default they are refused)")
+    build.add_argument("--installers", choices=("same", "pypi"), default="same",
+                       help="same (default): refuse distributions another installer (conda) put there; pypi: "
+                            "accept their PyPI wheels in the image (check then shows the swap, not drift)")
+    build.add_argument("--trust-remote-sources", action="store_true",
+                       help="build remote VCS and source-archive installs (and, with --strategy pinned, pins that "
+                            "have no wheel): their setup code runs inside the build, which has this host's network")
     check = command("check", "capture inside the snapshot's image and diff it against the manifest; exit 0 only "
                              "without drift")
     check.add_argument("name")
@@ -124,7 +133,7 @@ class Outcome:
 def execute(args: argparse.Namespace) -> Outcome:
     """Run one parsed command through :mod:`jupyter_yolosnap.api`."""
     from . import api, render
-    from .manifest import dumps
+    from .manifest import dumps, warnings
 
     if args.command == "save":
         saved = api.save(args.name, args.python, args.project)
@@ -148,15 +157,18 @@ def execute(args: argparse.Namespace) -> Outcome:
         from . import bake
 
         result = bake.build(args.name, args.project, args.strategy, args.base, args.registry_mirror, args.ca_bundle,
-                            args.incremental, listener=getattr(args, "listener", None) or _terminal(args))
+                            args.incremental, listener=getattr(args, "listener", None) or _terminal(args),
+                            host_builds=args.host_builds, trust_remote_sources=args.trust_remote_sources,
+                            installers=args.installers)
         shown = render.render_built(result, _readiness(api.load(args.name, args.project)))
         return Outcome(shown, data=result, last_line=result.image)
     if args.command == "check":
         from . import bake
 
         result = bake.check(args.name, args.project)
+        loaded = api.load(args.name, args.project)
         shown = json.dumps(result.diff.to_dict() | {"clean": result.clean}, indent=2) if args.json else \
-            render.render_check(result, _readiness(api.load(args.name, args.project)))
+            render.render_check(result, _readiness(loaded), warnings(loaded))
         return Outcome(shown, 0 if result.clean else 1, result)
     if args.command in ("run", "ps", "stop"):
         return _runtime(args)

@@ -8,10 +8,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
+from .manifest import foreign_installer
+
 #: Sections in display order. Rows in INFORMATIONAL ones are shown but never make two snapshots differ.
 SECTIONS = ("python", "packages", "cuda", "gpu", "native libraries", "os", "system packages", "env", "source")
 INFORMATIONAL = frozenset({"source"})
 _SOURCE_FIELDS = ("source", "url", "commit", "hash", "subdirectory")
+INSTALLED_BY = "installed by "
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,18 @@ def _keyed(section: str, old: list[dict], new: list[dict], key: str,
 
 
 def describe_package(pkg: dict) -> str:
-    """``1.2.3`` for an index install, ``1.2.3 (vcs git+https://...@abc123)`` otherwise."""
+    """``1.2.3`` for an index install (``1.2.3 (installed by conda)`` from another installer),
+    ``1.2.3 (vcs git+https://...@abc123)`` otherwise."""
     if pkg.get("source", "index") == "index":
-        return pkg["version"]
+        installer = foreign_installer(pkg)
+        return pkg["version"] + (f" ({INSTALLED_BY}{installer})" if installer else "")
     where = pkg.get("url", "")
     if pkg.get("commit"):
         where += f"@{pkg['commit'][:12]}"
     elif pkg.get("hash"):
         where += f"#{pkg['hash'][:19]}"
+    if pkg.get("fingerprint"):  # the code itself: an edit moves it even when the version stays
+        where += f", code {pkg['fingerprint'][7:19]}"
     return f"{pkg['version']} ({pkg['source']} {where})".strip()
 
 

@@ -92,3 +92,32 @@ class RemoteError(YolosnapError):
 
 class BuildRunning(YolosnapError):
     """A build of this snapshot is already running (the server answers 409)."""
+
+
+class UnsafeValue(ManifestError):
+    """A manifest value that breaks the field grammar where it is about to be used (Dockerfile, shell, pip, path)."""
+
+
+class BuildCancelled(YolosnapError):
+    """A build stopped on request (the panel's cancel, a job timeout, Ctrl-C): the engine stopped it, nothing is left."""
+
+
+class RunTerminated(SystemExit):
+    """``run`` was stopped by SIGTERM or SIGHUP; its container (and TensorBoard) are removed before this rises.
+
+    A ``SystemExit`` on purpose, not a ``YolosnapError``: the process was asked to end, so the CLI exits with the
+    shell's code for that signal (128 + signum: 143 for SIGTERM, 129 for SIGHUP), and ``except Exception``
+    blocks on the way let it through. ``str()`` is the one line that says what happened.
+    """
+
+    def __init__(self, signum: int, snapshot: str = ""):
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.snapshot = snapshot
+
+    def __str__(self) -> str:
+        import signal
+
+        where = f" in snapshot {self.snapshot!r}" if self.snapshot else ""
+        return (f"the run{where} was stopped by {signal.Signals(self.signum).name}; its container was removed "
+                f"(exit code {self.code})")

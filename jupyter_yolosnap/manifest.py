@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
+from . import grammar
 from .exceptions import ManifestError
 
 SCHEMA_VERSION = 1
@@ -20,10 +19,9 @@ SCHEMA_VERSION = 1
 UNDIGESTED = ("name", "created", "tool", "digest")
 
 
-@lru_cache(maxsize=None)
 def schema() -> dict:
-    """The JSON Schema of the current manifest version."""
-    return json.loads((Path(__file__).parent / "schema" / f"snapshot-v{SCHEMA_VERSION}.schema.json").read_text())
+    """The JSON Schema of the current manifest version (its ``definitions`` are the field grammar)."""
+    return grammar.schema()
 
 
 def compute_digest(manifest: dict) -> str:
@@ -47,29 +45,56 @@ def build_manifest(name: str, captured: dict, gpu: dict, tool_version: str) -> d
     return manifest
 
 
-def _location(error: Any) -> str:
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return path.lstrip(".") or "(top level)"
-
-
 def validate(manifest: Any, where: str = "manifest") -> dict:
-    """Check shape and version, refresh the digest; raise one clear ``ManifestError`` naming the first problem."""
+    """Check shape, grammar and version, refresh the digest; raise one ``ManifestError`` naming the first problem.
+
+    Every front door loads through here, so a manifest from a pull request, an archive or an image label is
+    refused with one line (the field, the value shortened, what was expected) before any of it is used.
+    """
     if not isinstance(manifest, dict):
         raise ManifestError(f"{where} is not a snapshot manifest (expected a JSON object); re-save the snapshot")
     version = manifest.get("schema_version")
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ManifestError(
             f"{where} uses manifest schema {version}, newer than this jupyter_yolosnap understands "
             f"({SCHEMA_VERSION}); upgrade with: pip install -U jupyter_yolosnap")
-    import jsonschema  # deferred: only loading and saving pay for it
-
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(manifest))
-    if error is not None:
-        raise ManifestError(f"{where} is not a valid snapshot manifest: {_location(error)}: {error.message}; "
-                            "fix the file or re-save the snapshot")
+    problem = grammar.shape_problem(manifest) or grammar.schema_problem(manifest) or grammar.semantic_problem(manifest)
+    if problem is not None:
+        raise ManifestError(f"{where} is not a valid snapshot manifest: {problem}; fix the file or re-save the "
+                            "snapshot")
     # A hand edit (say, one pin changed for a rebuild) is legitimate: the digest follows the content.
     manifest["digest"] = compute_digest(manifest)
     return manifest
+
+
+#: Installers that take distributions from Python package indexes: an image installs the same wheels with uv.
+PYPI_INSTALLERS = frozenset({"", "pip", "uv", "poetry", "pdm", "pipenv", "hatch", "pip-tools"})
+
+
+def foreign_installer(pkg: dict) -> str | None:
+    """The installer of an index distribution that did not come from a Python index (conda...), else None."""
+    installer = str(pkg.get("installer") or "").lower()
+    return installer if pkg.get("source", "index") == "index" and installer not in PYPI_INSTALLERS else None
+
+
+def warnings(manifest: dict) -> list[str]:
+    """What the snapshot reproduces faithfully but a user should know: broken installs, other installers."""
+    lines = []
+    for pkg in manifest.get("packages") or []:
+        label = f"{pkg['name']} {pkg['version']}"
+        if pkg.get("problem"):
+            lines.append(f"{label}: {pkg['problem']} (an image installs a working copy this environment lacks; "
+                         f"reinstall or uninstall it here)")
+        if pkg.get("missing"):
+            lines.append(f"{label} needs {', '.join(pkg['missing'])}, not installed (pip install --no-deps?); the "
+                         "image reproduces that")
+    foreign = [(p["name"], foreign_installer(p)) for p in manifest.get("packages") or [] if foreign_installer(p)]
+    if foreign:
+        kinds = ", ".join(sorted({kind for _, kind in foreign}))
+        names = ", ".join(name for name, _ in foreign[:4]) + (" ..." if len(foreign) > 4 else "")
+        lines.append(f"{len(foreign)} distribution(s) were installed by {kinds} ({names}); an image installs their "
+                     "PyPI wheels in their place (yolosnap build refuses that unless given --installers pypi)")
+    return lines
 
 
 def _flat(value: Any) -> bool:
@@ -114,8 +139,15 @@ def dumps(manifest: dict) -> str:
 
 def loads(text: str, where: str = "manifest") -> dict:
     """Parse and validate manifest text."""
+    if len(text) > grammar.MAX_BYTES:
+        raise ManifestError(f"{where} is {len(text) // 1048576} MiB, more than a manifest can be "
+                            f"({grammar.MAX_BYTES // 1048576} MiB); restore it from version control or re-save it")
     try:
         data = json.loads(text)
     except ValueError as err:
-        raise ManifestError(f"{where} is not valid JSON ({err}); restore it from version control or re-save it")
+        raise ManifestError(f"{where} is not valid JSON ({grammar.shorten(str(err), 120)}); restore it from version "
+                            "control or re-save it") from None
+    except RecursionError:
+        raise ManifestError(f"{where} is not a valid snapshot manifest: nested deeper than Python can read; restore "
+                            "it from version control or re-save it") from None
     return validate(data, where)

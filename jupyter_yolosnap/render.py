@@ -9,6 +9,7 @@ import html
 from typing import Sequence
 
 from .api import Saved, SnapshotSummary
+from .manifest import warnings
 from .diff import INFORMATIONAL, SECTIONS, ManifestDiff
 
 
@@ -59,6 +60,7 @@ def render_saved(saved: Saved) -> Message:
             ("torch", torch.get("version") or "-"), ("cuda / cudnn", f"{torch.get('cuda') or '-'} / "
                                                                      f"{torch.get('cudnn') or '-'}"),
             ("gpu", _gpu(m)), ("digest", m["digest"][:19]), ("file", saved.path)]
+    rows += [("warning", line) for line in warnings(m)]
     return Message(f"Saved snapshot {m['name']!r} ({note})", ("", ""), rows)
 
 
@@ -72,8 +74,11 @@ def _gpu(m: dict) -> str:
 
 def render_list(summaries: list[SnapshotSummary], project: object) -> Message:
     rows = [(s.name, s.created, s.python, s.torch or "-", s.cuda or "-", s.gpu or "-", s.packages, s.revisions)
-            for s in summaries]
+            if s.error is None else (s.name, "unreadable", "-", "-", "-", "-", "-", s.revisions) for s in summaries]
     footer = "" if rows else "No snapshots yet: %snapshot save NAME (or yolosnap save NAME) makes one."
+    problems = [f"{s.name}: {s.error}" for s in summaries if s.error is not None]
+    if problems:
+        footer = "\n".join(problems)
     return Message(f"Snapshots in {project}", ("name", "saved", "python", "torch", "cuda", "gpu", "packages",
                                                 "revisions"), rows, footer)
 
@@ -101,11 +106,21 @@ def render_manifest(m: dict) -> Message:
                                        for lib in libs if lib["status"] in ("system", "missing")) or "-"),
         ("git", f"{git.get('commit', '')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "-"),
         ("saved", m.get("created")), ("digest", m["digest"]),
+        ("installers", _installer_counts(m["packages"])),
     ]
-    pkg_rows = [(p["name"], p["version"], p["source"], p.get("url") or "") for p in m["packages"]]
+    rows += [("warning", line) for line in warnings(m)]
+    pkg_rows = [(p["name"], p["version"], p["source"], p.get("installer") or "-", p.get("url") or "")
+                for p in m["packages"]]
     summary = Message(f"Snapshot {m['name']!r}", ("", ""), rows)
-    packages = Message("Packages", ("name", "version", "source", "from"), pkg_rows)
+    packages = Message("Packages", ("name", "version", "source", "installer", "from"), pkg_rows)
     return _Joined(summary, packages)
+
+
+def _installer_counts(packages: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for pkg in packages:
+        counts[pkg.get("installer") or "unknown"] = counts.get(pkg.get("installer") or "unknown", 0) + 1
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _source_counts(packages: list[dict]) -> str:
@@ -151,8 +166,9 @@ def render_built(result, readiness: list[str]) -> Message:  # result: bake.Build
     return Message(f"Built {result.image}", ("", ""), rows)
 
 
-def render_check(result, readiness: list[str]) -> Message:  # result: check.CheckResult
+def render_check(result, readiness: list[str], notes: list[str] = ()) -> Message:  # result: check.CheckResult
     rows = [("DRIFT", c.section, c.item, c.old or "-", c.new or "-") for c in result.drift]
+    rows += [("warning", "packages", "", line, "") for line in notes]
     rows += [("host only", c.section, c.item, c.old or "-", c.new or "-") for c in result.shown
              if c.section not in ("system packages",)]
     hidden = sum(1 for c in result.shown if c.section == "system packages")

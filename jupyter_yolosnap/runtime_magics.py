@@ -35,7 +35,10 @@ class RuntimeMagics(Magics):
                                            "host and engine can give them); "
                                            "applies when the kernel starts")
     @argument("--push", default="", help="comma-separated notebook variables to send in before the cell")
-    @argument("--pull", default="", help="comma-separated variables to bring back after the cell")
+    @argument("--pull", default="", help="comma-separated variables to bring back after the cell (plain data "
+                                         "only: containers, scalars, numpy arrays)")
+    @argument("--pull-trusted", action="store_true", help="unpickle pulled variables of any class: only for a "
+                                                          "snapshot you trust, its pickles can run code here")
     @argument("--project", default=None, help="the project folder holding .yolosnap/ (default: found from cwd)")
     @argument("-e", "--env", action="append", default=[], metavar="KEY=VAL",
               help="an environment variable for the kernel (repeatable)")
@@ -45,8 +48,9 @@ class RuntimeMagics(Magics):
     def in_env(self, line: str, cell: str) -> None:
         """Run this cell inside snapshot NAME's image; its stdout, displays and errors appear here.
 
-        The kernel stays warm: variables persist from cell to cell until ``%snapshot stop NAME``. Ctrl-C
-        interrupts the remote cell and keeps the kernel.
+        The kernel stays warm: variables persist from cell to cell until ``%snapshot stop NAME`` (or until the
+        snapshot is rebuilt: then a fresh kernel starts in the new image). Ctrl-C interrupts the remote cell and
+        keeps the kernel. ``--pull`` brings back plain data only; ``--pull-trusted`` any object.
 
         Example::
 
@@ -70,7 +74,7 @@ class RuntimeMagics(Magics):
                 progress.fail()
                 raise
             try:
-                pulled = kernel.run_cell(cell, push=values, pull=pull_names)
+                pulled = kernel.run_cell(cell, push=values, pull=pull_names, trusted=args.pull_trusted)
             except PartialPull as partial:
                 self.shell.user_ns.update(partial.values)
                 raise

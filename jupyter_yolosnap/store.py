@@ -84,19 +84,28 @@ class Store:
         return self.project / STORE_DIR
 
     def folder(self, name: str) -> Path:
-        return self.root / validate_name(name)
+        """``.yolosnap/<name>``; refused when it (or ``.yolosnap``) is a symbolic link: a cloned repository can hold
+        links that point anywhere, and a snapshot is never read or written through one."""
+        folder = self.root / validate_name(name)
+        refuse_link(self.root)
+        refuse_link(folder)
+        return folder
 
     def names(self) -> list[str]:
         """Snapshot names that have a manifest, sorted."""
         if not self.root.is_dir():
             return []
+        refuse_link(self.root)
         return sorted(p.name for p in self.root.iterdir()
-                      if NAME_PATTERN.fullmatch(p.name) and (p / MANIFEST_FILE).is_file())
+                      if NAME_PATTERN.fullmatch(p.name) and ".." not in p.name and not p.is_symlink()
+                      and (p / MANIFEST_FILE).is_file())
 
     def revisions(self, name: str) -> list[Revision]:
         """Every stored revision of ``name``, oldest first; the last is the current one."""
         folder = self.folder(name)
-        history = sorted((folder / HISTORY_DIR).glob("*.json")) if (folder / HISTORY_DIR).is_dir() else []
+        refuse_link(folder / HISTORY_DIR)
+        history = sorted(p for p in (folder / HISTORY_DIR).glob("*.json")
+                         if not p.is_symlink()) if (folder / HISTORY_DIR).is_dir() else []
         paths = [*history, folder / MANIFEST_FILE] if (folder / MANIFEST_FILE).is_file() else history
         return [Revision(i + 1, p, p.name == MANIFEST_FILE) for i, p in enumerate(paths)]
 
@@ -118,11 +127,7 @@ class Store:
     def load(self, ref: str) -> dict:
         """Read and validate a stored manifest."""
         path = self.path_of(ref)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise StoreError(f"cannot read {path}: {err.strerror}; check its permissions") from None
-        return manifest_io.loads(text, where=str(path))
+        return manifest_io.loads(read_text(path), where=str(path))
 
     def save(self, manifest: dict) -> tuple[Path, str | None]:
         """Write ``manifest`` as the current revision of its name, keeping the previous one in history.
@@ -130,6 +135,7 @@ class Store:
         Returns the manifest's path and the digest of the revision it replaced (None for a first save).
         """
         name = validate_name(manifest["name"])
+        manifest_io.validate(manifest, where=f"the capture for snapshot {name!r}")  # never write what load refuses
         text = manifest_io.dumps(manifest)
         folder = self.folder(name)
         created_folders = [p for p in (self.root, folder) if not p.exists()]
@@ -138,12 +144,16 @@ class Store:
             folder.mkdir(exist_ok=True)
             with self._locked(name):
                 current = folder / MANIFEST_FILE
+                refuse_link(current)
                 temp = _write_temp(folder, text)
                 previous = None
                 try:
                     if current.is_file():
                         previous = self._archive(current, manifest.get("digest"))
-                    os.replace(temp, current)
+                    if previous is not None and previous == manifest.get("digest"):
+                        os.unlink(temp)  # the same environment: the file keeps the time it was first saved
+                    else:
+                        os.replace(temp, current)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         os.unlink(temp)
@@ -181,18 +191,19 @@ class Store:
     def _archive(self, current: Path, new_digest: str | None) -> str:
         """Keep the manifest being replaced, unless it holds the same environment; return its digest."""
         try:
-            previous = json.loads(current.read_text(encoding="utf-8"))
-        except ValueError:
+            previous = json.loads(read_text(current))
+        except (ValueError, RecursionError):
             previous = {"created": "unreadable", "digest": "sha256:" + os.urandom(6).hex()}
         if not isinstance(previous, dict):
             previous = {"created": "unreadable", "digest": "sha256:" + os.urandom(6).hex()}
         if previous.get("digest") == new_digest:
             return new_digest
         history = current.parent / HISTORY_DIR
+        refuse_link(history)
         history.mkdir(exist_ok=True)
-        stamp = str(previous.get("created", "unknown")).replace(":", "").replace("-", "")
-        digest = str(previous.get("digest", "sha256:unknown")).split(":")[-1][:12]
-        target = history / f"{stamp}-{digest}.json"
+        target = history / history_name(previous)
+        if target.parent != history or target.is_symlink():  # defence in depth: history_name allows no '/'
+            raise StoreError(f"refusing to write history file {target}; remove it and save again")
         if not target.exists():
             with contextlib.suppress(OSError):
                 os.link(current, target)
@@ -203,17 +214,71 @@ class Store:
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[None]:
         """An exclusive advisory lock per snapshot: concurrent writers queue instead of interleaving."""
-        with open(self.root / f".lock-{name}", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        lock = self.root / f".lock-{validate_name(name)}"
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _file_mode())
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise StoreError(f"{lock} is a symbolic link; remove it (locks are never followed) and try "
+                                 "again") from None
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def refuse_link(path: Path) -> None:
+    """``StoreError`` when ``path`` is a symbolic link (snapshots are never read or written through links)."""
+    if path.is_symlink():
+        raise StoreError(f"{path} is a symbolic link; jupyter_yolosnap never follows links in .yolosnap (a cloned "
+                         "repository could point them anywhere): replace it with a real folder or file")
+
+
+def read_text(path: Path) -> str:
+    """A store file's text, opened without following a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            refuse_link(path)
+        raise StoreError(f"cannot read {path}: {err.strerror}; check its permissions") from None
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def history_name(previous: dict) -> str:
+    """``<created, digits only>-<digest prefix>.json`` from the manifest being replaced, whatever it holds: a
+    ``created`` of ``../../x`` names no path, only a file in ``history/``."""
+    created = previous.get("created")
+    stamp = re.sub(r"[^0-9TZ]", "", created)[:32] if isinstance(created, str) else ""
+    digest = str(previous.get("digest") or "")
+    prefix = digest[7:19] if re.fullmatch(r"sha256:[0-9a-f]{64}", digest) else os.urandom(6).hex()
+    return f"{stamp or 'unknown'}-{prefix}.json"
+
+
+def _file_mode() -> int:
+    """0666 less the process umask (read from /proc, so no thread ever changes it), like ``open()`` gives."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
 
 
 def _write_temp(folder: Path, text: str) -> str:
+    """A temp file beside the target, fsynced; mode 0666 less the umask (mkstemp's 0600 would hide history
+    from teammates)."""
     fd, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -223,6 +288,22 @@ def _write_temp(folder: Path, text: str) -> str:
             os.unlink(temp)
         raise
     return temp
+
+
+def write_atomic(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` in one step (temp file + rename, mode 0666 less the umask), only when it changed;
+    a link at ``path`` is replaced, never followed. Returns whether the file was written."""
+    with contextlib.suppress(OSError, StoreError):
+        if not path.is_symlink() and read_text(path) == text:
+            return False
+    temp = _write_temp(path.parent, text)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -90,7 +90,7 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
     assert first.check.clean and not first.reused and not first.delta
     assert first.image == bake.image_tag(saved.manifest)
     dockerfile = (project / ".yolosnap" / name / "Dockerfile").read_text()
-    assert "apt-get install -y --no-install-recommends libyaml-0-2" in dockerfile
+    assert "apt-get install -y --no-install-recommends -- libyaml-0-2" in dockerfile
     assert dockerfile.index("requirements/heavy.txt") < dockerfile.index("requirements/index.txt")
     assert "http://127.0.0.1:47391/" in dockerfile and "__token__" not in dockerfile
     # the library the base lacked is there: the extension imports inside the image
@@ -248,8 +248,13 @@ def test_host_pip_settings_reach_the_wheelhouse_and_credentials_stay_on_the_host
     run(python, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", folder, src)
     run(python, *PIP, "--no-index", "--find-links", folder, "ysnap-private")
     name = images("private")
+    secrets = {"AWS_SECRET_ACCESS_KEY": "aws-s3cret-0123456789", "HF_TOKEN": "hf_s3cretTOKEN0123456789",
+               "GITHUB_TOKEN": "ghp_s3cret0123456789"}
+    for key, value in secrets.items():  # in the environment of the capture and of the build
+        monkeypatch.setenv(key, value)
     saved = api.save(name, str(python), project)
     assert {p["name"]: p["source"] for p in saved.manifest["packages"]}["ysnap-private"] == "index"
+    manifest_text = (project / ".yolosnap" / name / "snapshot.json").read_text()
     secret = "s3cret-token-value"
     monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", f"http://builder:{secret}@127.0.0.1:9/simple")
@@ -260,6 +265,10 @@ def test_host_pip_settings_reach_the_wheelhouse_and_credentials_stay_on_the_host
     image = engine.images.get(result.image)
     everywhere = json.dumps([image.attrs, image.history()]) + (project / ".yolosnap" / name / "Dockerfile").read_text()
     assert secret not in everywhere and str(folder) not in everywhere
+    # every byte of every layer, as `docker save` writes them
+    layers = b"".join(image.save(named=False))
+    for value in (secret, *secrets.values()):
+        assert value.encode() not in layers and value not in manifest_text and value not in everywhere
 
 
 def test_notebook_build_shows_progress_and_returns_the_image(small_env, project, images):

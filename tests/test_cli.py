@@ -95,7 +95,7 @@ def test_corrupt_manifest(project):
     path = project / ".yolosnap" / "x" / "snapshot.json"
     path.write_text(path.read_text().replace('"packages": [', '"packages": 7, "x": ['))
     line = one_error_line(yolosnap("show", "x", "--project", project))
-    assert "is not a valid snapshot manifest: packages: 7 is not of type" in line and "re-save" in line
+    assert "is not a valid snapshot manifest: packages = 7: must be array" in line and "re-save" in line
 
 
 def test_usage_errors_exit_2(project):

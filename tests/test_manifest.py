@@ -66,9 +66,9 @@ def test_each_package_is_one_line_for_readable_git_diffs():
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda m: m.update(schema_version=2), "newer than this jupyter_yolosnap understands"),
-    (lambda m: m.pop("packages"), "'packages' is a required property"),
+    (lambda m: m.pop("packages"), "misses the required field 'packages'"),
     (lambda m: m["packages"][0].update(source="pypi"), r"packages\[0\]\.source"),
-    (lambda m: m["packages"][2].pop("commit"), r"packages\[2\]: 'commit' is a required property"),
+    (lambda m: m["packages"][2].pop("commit"), r"packages\[2\]: misses the required field 'commit'"),
     (lambda m: m["python"].update(version="three"), r"python\.version"),
     (lambda m: m.update(name="../escape"), "name"),
 ])

@@ -52,11 +52,11 @@ def test_plan_groups_layers_and_base_differences():
 def test_full_dockerfile_orders_layers_from_stable_to_volatile():
     plan = make_plan(manifest(), "python:3.11.7-slim-bookworm", BASE_FACTS)
     text = dockerfile.render(plan, "yolo", "sha256:" + "f" * 64, "0.1.0")
-    order = ["FROM python:3.11.7-slim-bookworm", "apt-get install -y --no-install-recommends git libgl1",
-             "uninstall -y setuptools", "requirements/heavy.txt", "requirements/index.txt", "COPY sources/ /"]
+    order = ["FROM python:3.11.7-slim-bookworm", "apt-get install -y --no-install-recommends -- git libgl1",
+             "uninstall -y -- setuptools", "requirements/heavy.txt", "requirements/index.txt", "COPY sources/ /"]
     positions = [text.index(marker) for marker in order]
     assert positions == sorted(positions)
-    assert "-e '/src/my lib'" in text
+    assert "'--editable=/src/my lib'" in text
     assert "'git+https://g.invalid/u.git@" + "a" * 40 + "#egg=ultralytics'" in text
     assert "/w/w-2.0-py3-none-any.whl" in text
     assert "ARG PIP_NO_INDEX=1\nARG PIP_FIND_LINKS=http://127.0.0.1:47391/\n" in text
@@ -108,4 +108,17 @@ def test_delta_dockerfile_starts_from_the_previous_image():
     text = dockerfile.render_delta(plan, "sha256:abc", [{"name": "six", "version": "1.17.0"}], ["idna"])
     lines = text.splitlines()
     assert lines[1] == "FROM sha256:abc"
-    assert "uninstall -y idna" in text and "-r /tmp/yolosnap/delta.txt" in text
+    assert "uninstall -y -- idna" in text and "-r /tmp/yolosnap/delta.txt" in text
+
+
+def test_system_layer_cleans_apt_and_says_why_git_is_there():
+    plan = make_plan(manifest(), "python:3.11.7-slim-bookworm", BASE_FACTS)
+    text = dockerfile.render(plan, "yolo", "sha256:" + "f" * 64, "0.1.0")
+    assert "&& apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb" in text
+    assert ("# 1. System packages: native libraries the environment's packages need (found by the capture) and git, "
+            "which pip needs to clone VCS sources.") in text
+    only_git = manifest()
+    only_git["native_libs"] = []
+    text = dockerfile.render(make_plan(only_git, "python:3.11.7-slim-bookworm", BASE_FACTS), "yolo",
+                             "sha256:" + "f" * 64, "0.1.0")
+    assert "# 1. System packages: git, which pip needs to clone VCS sources.\n" in text

@@ -10,7 +10,8 @@ import pytest
 from jupyter_yolosnap.exceptions import RuntimeFailure
 from jupyter_yolosnap.gpu import RecordedNvml, probe_gpus
 from jupyter_yolosnap.runtime import metrics
-from jupyter_yolosnap.runtime.containers import driver_warning, gpu_requests, parse_env, parse_volumes, workspace
+from jupyter_yolosnap.runtime.containers import (auto_gpus, driver_warning, gpu_plan, gpu_requests, parse_env,
+                                                 parse_volumes, workspace)
 
 NVML = Path(__file__).parent / "fixtures" / "nvml"
 
@@ -33,6 +34,33 @@ def test_driver_warning_before_start():
     assert driver_warning(manifest("13.0"), "none", h100) is None         # no GPUs asked for
     assert driver_warning(manifest(None), "all", h100) is None            # CPU-only snapshot
     assert driver_warning(manifest("13.0"), "all", host("no-driver.json")) is None  # the engine says it
+
+
+class Engine:
+    """Just what ``engine_gpu_runtime`` reads of an engine: ``info()["Runtimes"]``."""
+
+    def __init__(self, *runtimes: str):
+        self.runtimes = {name: {"path": name} for name in ("runc", *runtimes)}
+
+    def info(self) -> dict:
+        return {"Runtimes": self.runtimes}
+
+
+def test_gpus_auto_with_gpus_the_engine_cannot_give():
+    h100 = host("h100-driver-570.json")
+    resolved, warning = auto_gpus("auto", Engine(), h100)
+    assert resolved == "none" and warning == (
+        "warning: this host has 1 GPU(s) but the Docker engine has no NVIDIA runtime: running on the CPU; install the "
+        "NVIDIA Container Toolkit and restart the engine, or pass --gpus none to silence this")
+    assert auto_gpus(None, Engine(), host("two-a100-driver-535.json"))[1].startswith("warning: this host has 2 GPU(s)")
+    assert auto_gpus(None, Engine("nvidia"), h100) == ("all", None)
+    assert auto_gpus("auto", Engine(), host("no-driver.json")) == ("none", None)  # no GPUs: nothing to say
+    assert auto_gpus("all", Engine(), h100) == ("all", None)  # asked for: the engine's own error, at the start
+    assert gpu_requests(None, Engine(), h100) == []
+    # one line, not two: the CUDA-driver warning is moot when the container runs on the CPU anyway
+    assert gpu_plan(manifest("13.0"), None, Engine(), h100) == ("none", warning)
+    assert gpu_plan(manifest("13.0"), None, Engine("nvidia"), h100)[1].startswith("warning: snapshot 'yolo' was built")
+    assert gpu_plan(manifest("13.0"), "none", None, None) == ("none", None)  # no probe, no engine call
 
 
 def test_env_and_volume_options(tmp_path, monkeypatch):
@@ -117,3 +145,42 @@ def test_run_command_line_needs_the_command_after_double_dash():
                       (["list", "--", "x"], "unrecognized arguments: -- x")):
         with pytest.raises(UsageFailure, match=said):
             parse(bad, raising=True)
+
+
+def test_pulled_pickles_rebuild_plain_data_only():
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import io
+    import os
+    import pickle
+
+    import numpy as np
+
+    from jupyter_yolosnap.runtime.remote_kernel import NotPlainData, SafeUnpickler
+
+    def load(value):
+        return SafeUnpickler(io.BytesIO(pickle.dumps(value, protocol=4))).load()
+
+    plain = {"list": [1, 2.5, "x", b"y", None, True, 1j], "tuple": (1,), "set": {1}, "frozen": frozenset({2}),
+             "bytearray": bytearray(b"z"), "slice": slice(1, 2), "range": range(3),
+             "ordered": collections.OrderedDict(a=1), "default": collections.defaultdict(list, k=[1]),
+             "deque": collections.deque([1]), "counter": collections.Counter("ab"),
+             "when": datetime.datetime(2024, 1, 2, 3, tzinfo=datetime.timezone.utc), "day": datetime.date(2024, 1, 2),
+             "time": datetime.time(1), "delta": datetime.timedelta(2), "decimal": decimal.Decimal("1.1"),
+             "fraction": fractions.Fraction(1, 3), "scalar": np.float64(1.5), "dtype": np.dtype("f4")}
+    assert load(plain) == plain
+    arrays = {"grid": np.arange(6).reshape(2, 3), "objects": np.array(["a", None], dtype=object),
+              "records": np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")])}
+    assert all((load(arrays)[k] == v).all() for k, v in arrays.items())
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo never",))
+
+    for refused, named in ((Evil(), "posix.system"), (collections.defaultdict(os.getcwd), "posix.getcwd"),
+                           (np.array([Evil()], dtype=object), "posix.system")):
+        with pytest.raises(NotPlainData) as found:
+            load(refused)
+        assert found.value.qualname == named

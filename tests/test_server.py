@@ -140,6 +140,39 @@ def test_bad_input_and_unknowns(call, http_server_client, jp_base_url, jp_auth_h
     assert idle == {"state": "idle", "events": [], "next": 0, "error": None, "image": None}
 
 
+def test_hostile_manifests_and_requests_are_refused_one_line(call, site):
+    """A project whose manifests came from someone else: the good one is listed, the others named, and every
+    request on them is a one-line 4xx, never a 500 or a traceback."""
+    from .test_hostile_manifests import HOSTILE, valid, write_manifest
+
+    project = site["root"] / "hostile"
+    good = valid()
+    good["name"] = "good"
+    write_manifest(project, "good", manifest_io.dumps(good))
+    write_manifest(project, "deep", "[" * 10000 + "]" * 10000)
+    write_manifest(project, "conflict", "<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> theirs\n")
+    injected = valid()
+    injected["name"] = "injected"
+    injected["native_libs"][0]["package"] = "zlib1g; touch /tmp/yolosnap-server-injected; true"
+    write_manifest(project, "injected", json.dumps(injected))
+    listed = call("GET", "yolosnap", "snapshots", path="hostile")
+    assert [row["name"] for row in listed["snapshots"]] == ["good"]
+    assert sorted(row["name"] for row in listed["unreadable"]) == ["conflict", "deep", "injected"]
+    for name in ("deep", "conflict", "injected"):
+        for method, parts in (("GET", ()), ("POST", ("build",)), ("POST", ("restore",))):
+            reply = call(method, "yolosnap", "snapshots", name, *parts, status=422, path="hostile")
+            assert "\n" not in reply["message"] and "re-save" in reply["message"], reply
+    assert not Path("/tmp/yolosnap-server-injected").exists()
+    assert not (project / ".yolosnap" / "injected" / "Dockerfile").exists()
+    for bad in HOSTILE:
+        reply = call("POST", "yolosnap", "snapshots", status=400, body={"name": bad, "kernel_id": "k"},
+                     path="hostile")
+        assert "invalid snapshot name" in reply["message"] and "\n" not in reply["message"]
+    for path, status in (("hostile;id", 404), ("--x", 404), ("hostile/../../etc", 400), ("x" * 5000, 400)):
+        reply = call("GET", "yolosnap", "snapshots", status=status, path=path)
+        assert reply["message"] and "\n" not in reply["message"]
+
+
 def test_unauthenticated_requests_are_refused(jp_fetch, jp_asyncio_loop):
     for method, parts, body in (("GET", ("snapshots",), None), ("POST", ("snapshots", "x", "build"), "{}"),
                                 ("DELETE", ("snapshots", "x"), None)):

@@ -77,6 +77,18 @@ def test_resave_keeps_previous_revision(project):
         store.load("yolo-v5-base@latest")
 
 
+def test_resaving_the_same_environment_keeps_the_first_save(project):
+    store = Store(project, explicit=True)
+    first = sample()
+    path, _ = store.save(first)
+    text = path.read_text()
+    again = sample()
+    again["created"] = "2030-01-01T00:00:00Z"
+    assert store.save(again)[1] == first["digest"]
+    assert path.read_text() == text and store.load("yolo-v5-base")["created"] == first["created"]
+    assert not list(project.rglob("*.tmp"))
+
+
 def test_missing_snapshot_names_the_known_ones(project):
     store = Store(project, explicit=True)
     store.save(sample())

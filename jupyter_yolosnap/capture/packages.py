@@ -6,10 +6,13 @@ import os
 import re
 import sys
 from typing import Iterator
+from urllib.parse import unquote, urlsplit
 
+from . import sources
 from .urls import strip_credentials
 
 _NORMALIZE = re.compile(r"[-_.]+")
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def normalize_name(name: str) -> str:
@@ -18,7 +21,8 @@ def normalize_name(name: str) -> str:
 
 
 def _headers(text: str) -> dict[str, str]:
-    """Read the first METADATA headers only: the body (long description) can be megabytes."""
+    """Read the first METADATA headers only: the body (long description) can be megabytes. ``Requires-Dist``
+    repeats: its values are kept one per line."""
     out: dict[str, str] = {}
     for line in text.split("\n"):
         if not line.strip():
@@ -26,8 +30,45 @@ def _headers(text: str) -> dict[str, str]:
         if line[:1] in (" ", "\t") or ":" not in line:
             continue
         key, _, value = line.partition(":")
-        out.setdefault(key.strip().lower(), value.strip())
+        key = key.strip().lower()
+        if key == "requires-dist" and key in out:
+            out[key] += "\n" + value.strip()
+        else:
+            out.setdefault(key, value.strip())
     return out
+
+
+def unconditional_requirements(dist: "Distribution") -> list[str]:
+    """Normalised names of the ``Requires-Dist`` entries without a marker (extras, platforms and Python versions
+    are not evaluated here: no false alarms)."""
+    names = []
+    for line in (dist.headers.get("requires-dist") or "").split("\n"):
+        if not line.strip() or ";" in line:
+            continue
+        match = _REQUIREMENT_NAME.match(line)
+        if match:
+            names.append(normalize_name(match.group(1)))
+    return names
+
+
+def metadata_only(dist: "Distribution") -> bool:
+    """Whether a distribution's files are gone while its metadata stayed (a package folder deleted by hand): the
+    first few files its RECORD names outside the metadata folder all missing."""
+    record = dist.read_text("RECORD")
+    if not record:
+        return False
+    info = os.path.basename(dist.info_dir)
+    checked = 0
+    for line in record.splitlines():
+        path = line.rsplit(",", 2)[0].strip('"')
+        if not path or path.startswith(("..", "/")) or path.split("/", 1)[0] == info or "__pycache__" in path:
+            continue
+        if os.path.lexists(dist.locate(path)):
+            return False
+        checked += 1
+        if checked >= 5:
+            break
+    return checked > 0
 
 
 def source_of(direct_url: dict | None) -> dict:
@@ -134,10 +175,20 @@ def _shared_objects(dist: Distribution) -> list[str]:
     return found
 
 
+def _local_folder(record: dict) -> str | None:
+    """The folder of a directory or editable install (``file://`` URL), whose content a fingerprint covers."""
+    if record.get("source") not in ("directory", "editable"):
+        return None
+    parts = urlsplit(record.get("url", ""))
+    return unquote(parts.path) if parts.scheme == "file" else None
+
+
 def probe_packages() -> tuple[list[dict], dict[str, list[str]]]:
     """Return the package records (sorted by name) and each distribution's shared objects."""
     records: list[dict] = []
     shared: dict[str, list[str]] = {}
+    requirements: dict[str, list[str]] = {}
+    listed: dict | None = None
     for dist in iter_distributions():
         raw = dist.read_text("direct_url.json")
         try:
@@ -152,9 +203,23 @@ def probe_packages() -> tuple[list[dict], dict[str, list[str]]]:
         record["requested"] = os.path.exists(os.path.join(dist.info_dir, "REQUESTED"))
         if dist.headers.get("requires-python"):
             record["requires_python"] = dist.headers["requires-python"]
+        folder = _local_folder(record)
+        if folder is not None:  # code can change without its version: fingerprint the content
+            listed = sources.listed_in_image() if listed is None else listed
+            found = sources.probe_source(folder, listed)
+            if found is not None:
+                record.update(found)
+        if metadata_only(dist):
+            record["problem"] = "metadata only: the files its RECORD lists are gone"
         records.append(record)
+        requirements[record["name"]] = unconditional_requirements(dist)
         objects = _shared_objects(dist)
         if objects:
             shared[record["name"]] = objects
+    installed = {r["name"] for r in records}
+    for record in records:  # `pip install --no-deps x` leaves x without what it needs: say so, keep reproducing it
+        missing = sorted(set(requirements[record["name"]]) - installed)
+        if missing:
+            record["missing"] = missing
     records.sort(key=lambda r: r["name"])
     return records, shared

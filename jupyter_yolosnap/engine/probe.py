@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import grammar
 from ..exceptions import EngineError
 from ..probe_runner import _BOOT, PACKAGE_DIR
 from .client import LABEL_PREFIX, explain
@@ -25,8 +26,8 @@ def capture_in_image(client: Any, image: str, python: str = "python3", timeout: 
             labels={f"{LABEL_PREFIX}.role": "probe"}, environment={"HOME": "/tmp"})
         container.start()
         status = container.wait(timeout=timeout)
-        out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-        err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+        out = _bounded(container.logs(stdout=True, stderr=False, stream=True), image)
+        err = container.logs(stdout=False, stderr=True, tail=20).decode("utf-8", "replace")
     except EngineError:
         raise
     except Exception as exc:
@@ -42,6 +43,22 @@ def capture_in_image(client: Any, image: str, python: str = "python3", timeout: 
         raise EngineError(f"the capture probe failed inside {image} ({last}); the image needs a Python >= 3.9 "
                           f"as '{python}'")
     try:
-        return json.loads(out)
-    except ValueError:
+        data = json.loads(out)
+    except (ValueError, RecursionError):
         raise EngineError(f"the capture probe inside {image} printed no capture; is '{python}' a Python?") from None
+    problem = grammar.shape_problem(data) if isinstance(data, dict) else "not a JSON object"
+    if problem:  # bytes from a container are untrusted: an image cannot feed a diff anything odd either
+        raise EngineError(f"the capture probe inside {image} printed something that is not a capture ({problem})")
+    return data
+
+
+def _bounded(chunks: Any, image: str) -> str:
+    """A container's output, refused past the size of the largest manifest (a hostile image could print GBs)."""
+    out, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > grammar.MAX_BYTES:
+            raise EngineError(f"the capture probe inside {image} printed more than {grammar.MAX_BYTES // 1048576} "
+                              "MiB; that is not a capture")
+        out.append(chunk)
+    return b"".join(out).decode("utf-8", "replace")

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packaging.version import InvalidVersion, Version
+
+from .. import grammar
 from ..capture.packages import normalize_name
+from ..exceptions import UnsafeValue
 from .compat import is_heavy, torch_family_indexes
 
 STRATEGIES = ("wheelhouse", "pinned")
@@ -28,23 +32,41 @@ class BuildPlan:
     index: tuple[dict, ...] = ()
     local: tuple[dict, ...] = ()
     index_urls: tuple[str, ...] = ()
+    source_builds: bool = False  # pinned strategy: let pip build sdists inside the image (their code runs there)
+    native: tuple[str, ...] = ()  # the Debian packages of native libraries (system_packages adds git for VCS)
+    vcs: bool = False             # VCS sources: pip clones them, so git is installed
 
 
 def requirement(pkg: dict) -> str:
-    """The pip requirement that reinstalls an index package exactly."""
-    return f"{pkg['name']}=={pkg['version']}"
+    """The pip requirement that reinstalls an index package exactly: ``name==version``, both checked against the
+    field grammar here too (a requirements line or pip argument must never be an option such as
+    ``--index-url``)."""
+    name = grammar.require("package-name", pkg.get("name"), "packages[].name")
+    version = grammar.require("version", pkg.get("version"), f"the version of {name}")
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise UnsafeValue(f"the version of {name} = {grammar.shorten(version)} is not a PEP 440 version, so pip "
+                          "cannot pin it; fix the manifest or re-save the snapshot") from None
+    return f"{name}=={version}"
+
+
+def native_packages(manifest: dict) -> set[str]:
+    """Debian packages providing the native libraries the capture found on the system."""
+    return {grammar.require("deb-name", lib["package"], f"native_libs[{lib.get('soname')!r}].package")
+            for lib in manifest.get("native_libs") or [] if lib.get("status") == "system" and lib.get("package")}
 
 
 def system_packages(manifest: dict, base_packages: set[str]) -> tuple[str, ...]:
     """Debian packages providing the native libraries the capture found on the system, minus the base's own."""
-    wanted = {lib["package"] for lib in manifest.get("native_libs") or []
-              if lib.get("status") == "system" and lib.get("package")}
+    wanted = native_packages(manifest)
     if any(p["source"] == "vcs" for p in manifest["packages"]):
         wanted.add("git")  # pip clones VCS sources
     return tuple(sorted(wanted - base_packages))
 
 
-def make_plan(manifest: dict, base: str, base_facts: dict, strategy: str = "wheelhouse") -> BuildPlan:
+def make_plan(manifest: dict, base: str, base_facts: dict, strategy: str = "wheelhouse",
+              source_builds: bool = False) -> BuildPlan:
     """Group the manifest's packages into layers for ``base`` (whose own capture is ``base_facts``)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}")
@@ -61,10 +83,12 @@ def make_plan(manifest: dict, base: str, base_facts: dict, strategy: str = "whee
             index.append(pkg)
     return BuildPlan(
         base=base, strategy=strategy,
-        system_packages=system_packages(manifest, base_debs),
-        remove=tuple(sorted(in_base - wanted - KEPT_FROM_BASE)),
+        system_packages=system_packages(manifest, base_debs), native=tuple(sorted(native_packages(manifest))),
+        vcs=any(p["source"] == "vcs" for p in manifest["packages"]),
+        remove=tuple(grammar.require("package-name", n, "a base image distribution")
+                     for n in sorted(in_base - wanted - KEPT_FROM_BASE)),
         heavy=tuple(heavy), index=tuple(index), local=tuple(local),
-        index_urls=tuple(torch_family_indexes(manifest["packages"])),
+        index_urls=tuple(torch_family_indexes(manifest["packages"])), source_builds=source_builds,
     )
 
 

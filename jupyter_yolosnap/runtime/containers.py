@@ -66,17 +66,14 @@ def owner_alive(labels: dict[str, str]) -> bool:
     return not started or process_start(pid) in ("", started)
 
 
-def gpu_requests(spec: str | int | None, client: Any) -> list:
+def gpu_requests(spec: str | int | None, client: Any, host_gpu: dict | None = None) -> list:
     """``--gpus all|N|none|auto|device=0,1`` as docker-py ``DeviceRequest``s; ``auto`` (also what None means)
-    asks only where it can work: this host has an NVIDIA driver and the engine a GPU runtime."""
+    asks only where it can work: this host has GPUs and the engine a GPU runtime (see :func:`auto_gpus`)."""
     import docker
 
     text = "auto" if spec is None else str(spec).strip().lower()
     if text == "auto":
-        from ..gpu import probe_gpus
-        from ..readiness import engine_gpu_runtime
-
-        text = "all" if probe_gpus()["status"] == "ok" and engine_gpu_runtime(client) else "none"
+        text = str(auto_gpus(spec, client, host_gpu)[0])
     if text in ("none", "0", ""):
         return []
     if text == "all":
@@ -88,6 +85,46 @@ def gpu_requests(spec: str | int | None, client: Any) -> list:
     elif text.isdigit():
         return [docker.types.DeviceRequest(count=int(text), capabilities=[["gpu"]])]
     raise RuntimeFailure(f"--gpus {spec!r} is not understood; use all, a count (2), device=0,1, none or auto")
+
+
+def auto_gpus(gpus: str | int | None, client: Any,
+              host_gpu: dict | None = None) -> tuple[str | int | None, str | None]:
+    """``--gpus auto`` (or None) made concrete: ``all`` where this host has GPUs and the engine a GPU runtime,
+    else ``none``; other values pass through. The second item is a one-line warning when the host HAS GPUs that
+    the engine cannot give: running on the CPU without a word would look like a very slow GPU."""
+    if str("auto" if gpus is None else gpus).strip().lower() != "auto":
+        return gpus, None
+    from ..readiness import engine_gpu_runtime
+
+    if host_gpu is None:
+        from ..gpu import probe_gpus
+
+        host_gpu = probe_gpus()
+    count = len(host_gpu.get("gpus") or [])
+    if host_gpu.get("status") != "ok" or not count:
+        return "none", None
+    if engine_gpu_runtime(client):
+        return "all", None
+    return "none", (f"warning: this host has {count} GPU(s) but the Docker engine has no NVIDIA runtime: running "
+                    "on the CPU; install the NVIDIA Container Toolkit and restart the engine, or pass --gpus none "
+                    "to silence this")
+
+
+def gpu_plan(manifest: dict, gpus: str | int | None, client: Any,
+             host_gpu: dict | None = None) -> tuple[str | int | None, str | None]:
+    """The ``--gpus`` to start a container with, and the one warning to print before (None when all is well).
+
+    Probes the host once for both questions (can the engine give GPUs; can the driver run the snapshot's CUDA),
+    and not at all for ``--gpus none``.
+    """
+    if str("auto" if gpus is None else gpus).strip().lower() in ("none", "0", ""):
+        return gpus, None
+    if host_gpu is None:
+        from ..gpu import probe_gpus
+
+        host_gpu = probe_gpus()
+    resolved, warning = auto_gpus(gpus, client, host_gpu)
+    return resolved, warning or driver_warning(manifest, resolved, host_gpu)
 
 
 def driver_warning(manifest: dict, gpus: str | int | None, host_gpu: dict | None = None) -> str | None:
@@ -192,9 +229,11 @@ def create(client: Any, image: str, command: list[str], spec: ContainerSpec, ini
         if on_created is not None:
             on_created(container)
         container.start()
-    except Exception as err:
-        if container is not None:
+    except BaseException as err:
+        if container is not None:  # also on Ctrl-C or a stop signal: created but never handed back
             remove_quietly(container)
+        if not isinstance(err, Exception):
+            raise
         raise _explain_start(err, image, bool(requests)) from None
     return container
 
@@ -214,9 +253,12 @@ def make_scratch() -> str:
 
 def remove_quietly(container: Any) -> None:
     """Remove a container whatever its state, and its scratch folder; gone already is fine."""
+    import docker
+    import requests
+
     try:
         container.remove(force=True, v=True)
-    except Exception:
+    except (docker.errors.APIError, requests.exceptions.RequestException):  # gone, being removed, engine away
         pass
     scratch = (getattr(container, "labels", None) or {}).get(SCRATCH, "")
     if scratch.startswith(SCRATCH_PREFIX) and "/" not in scratch[len(SCRATCH_PREFIX):]:  # never another path
@@ -225,11 +267,16 @@ def remove_quietly(container: Any) -> None:
 
 def exit_reason(container: Any) -> str:
     """Why a container stopped, from ``State``: exit code, OOM kill, the engine's own error."""
+    import docker
+    import requests
+
     try:
         container.reload()
         state = container.attrs.get("State") or {}
-    except Exception:
+    except docker.errors.NotFound:
         return "it is gone (removed from the engine)"
+    except (docker.errors.APIError, requests.exceptions.RequestException) as err:
+        return f"the engine did not say why: {type(err).__name__}"
     if state.get("Running"):
         return "it is still running"
     parts = [f"exit code {state.get('ExitCode')}"]
@@ -241,8 +288,11 @@ def exit_reason(container: Any) -> str:
 
 
 def last_log_line(container: Any) -> str:
+    import docker
+    import requests
+
     try:
         lines = container.logs(tail=20).decode("utf-8", "replace").strip().splitlines()
-    except Exception:
+    except (docker.errors.APIError, requests.exceptions.RequestException):
         return ""
     return lines[-1][:300] if lines else ""

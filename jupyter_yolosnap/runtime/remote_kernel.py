@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import io
 import os
 import pickle
 import queue
@@ -40,8 +41,10 @@ PICKLE_PROTOCOL = 4  # every Python >= 3.9 reads it, whichever side is newer
 class RemoteKernel:
     """One kernel container of one snapshot; ``execute`` forwards its output here as it arrives."""
 
-    def __init__(self, client: Any, snapshot: str, image: KernelImage, spec: ContainerSpec):
+    def __init__(self, client: Any, snapshot: str, image: KernelImage, spec: ContainerSpec,
+                 owns_client: bool = False):
         self.client = client
+        self.owns_client = owns_client  # close it at shutdown: docker-py keeps a connection per URL it used
         self.snapshot = snapshot
         self.image = image
         self.spec = spec
@@ -93,7 +96,7 @@ class RemoteKernel:
             answered = False
             step_end = time.monotonic() + 1.0
             while time.monotonic() < step_end:
-                self._check_alive("while starting")
+                self._check_alive("while starting", heartbeat=False)
                 try:
                     if not answered:
                         reply = self.kc.get_shell_msg(timeout=0.05)
@@ -117,28 +120,52 @@ class RemoteKernel:
                 return
 
     def alive(self) -> bool:
+        """Whether the kernel still runs. Its heartbeat (answered within the last second) says so without an
+        engine call; only when the heartbeat is silent is the engine asked, and only its "gone" or "not
+        running" ends the kernel: an engine that cannot answer right now (a 5xx, a dropped connection) is no
+        proof of death, so the answer is then "keep waiting"."""
         if self.container is None:
             return False
+        return self._heartbeat() or self._engine_says_running()
+
+    def _heartbeat(self) -> bool:
+        kc = self.kc
+        return kc is not None and kc.hb_channel.is_beating()
+
+    def _engine_says_running(self) -> bool:
+        import docker
+        import requests
+
         try:
             self.container.reload()
-        except Exception:
+        except docker.errors.NotFound:
             return False
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return True  # unknown: the heartbeat or the next check will tell
         return self.container.status == "running"
 
-    def _check_alive(self, doing: str) -> None:
-        if not self.alive():
-            reason = exit_reason(self.container) if self.container is not None else "it was never started"
-            tail = last_log_line(self.container) if self.container is not None else ""
-            self.shutdown()
-            raise KernelDied(f"the kernel of snapshot {self.snapshot!r} stopped {doing} ({reason}"
-                             f"{'; last output: ' + tail if tail and doing == 'while starting' else ''}); "
-                             "its variables are lost, the next cell starts a fresh kernel")
+    def _check_alive(self, doing: str, heartbeat: bool = True) -> None:
+        """Raise ``KernelDied`` (kernel cleaned up) when the kernel is gone. While starting, the heartbeat proves
+        nothing yet (it counts as beating until its first ping fails), so then the engine is asked directly."""
+        if self.container is not None and (heartbeat and self._heartbeat() or self._engine_says_running()):
+            return
+        reason = exit_reason(self.container) if self.container is not None else "it was never started"
+        tail = last_log_line(self.container) if self.container is not None else ""
+        self.shutdown()
+        raise KernelDied(f"the kernel of snapshot {self.snapshot!r} stopped {doing} ({reason}"
+                         f"{'; last output: ' + tail if tail and doing == 'while starting' else ''}); "
+                         "its variables are lost, the next cell starts a fresh kernel")
 
     def interrupt(self) -> None:
         """SIGINT to the kernel (PID 1 of the container): the running cell gets ``KeyboardInterrupt``."""
+        import docker
+        import requests
+
         try:
             self.container.kill(signal="SIGINT")
-        except Exception as err:  # gone: the next alive check says so
+        except docker.errors.NotFound:
+            pass  # gone: the next alive check says so
+        except (docker.errors.APIError, requests.exceptions.RequestException) as err:
             if self.alive():
                 raise explain(err, "interrupting the kernel") from None
 
@@ -156,6 +183,9 @@ class RemoteKernel:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+        if self.owns_client:
+            self.client.close()
+            self.owns_client = False
 
     # --- execution -------------------------------------------------------------------------------------------
     def execute(self, code: str, silent: bool = False, user_expressions: dict[str, str] | None = None,
@@ -241,8 +271,13 @@ class RemoteKernel:
         return {name: f"__import__('base64').b64encode(__import__('pickle').dumps({name}, protocol="
                       f"{PICKLE_PROTOCOL})).decode('ascii')" for name in names}
 
-    def unpack_pulled(self, reply: dict, names: Iterable[str]) -> dict[str, Any]:
-        """The pulled values from an execute reply; the first that failed raises ``VariableError``."""
+    def unpack_pulled(self, reply: dict, names: Iterable[str], trusted: bool = False) -> dict[str, Any]:
+        """The pulled values from an execute reply; the first that failed raises ``PartialPull`` (with the rest).
+
+        The bytes come from the container, and a container of a pulled image may run anything: unpickling them
+        as they are could run any code here. So only plain data is unpickled (:class:`SafeUnpickler`) unless
+        ``trusted`` (``--pull-trusted``) says the snapshot is trusted with arbitrary objects.
+        """
         results = reply.get("user_expressions") or {}
         values: dict[str, Any] = {}
         problem = None
@@ -257,8 +292,14 @@ class RemoteKernel:
                               f"({ename}: {evalue})"
                 continue
             try:
-                text = ast.literal_eval(result["data"]["text/plain"])
-                values[name] = pickle.loads(base64.b64decode(text))
+                data = base64.b64decode(ast.literal_eval(result["data"]["text/plain"]))
+                values[name] = pickle.loads(data) if trusted else SafeUnpickler(io.BytesIO(data)).load()
+            except NotPlainData as refused:
+                if problem is None:
+                    problem = (f"cannot pull {name!r}: it holds a {refused.qualname}, and --pull only unpickles plain "
+                               "data (builtins, collections, datetime, decimal, fractions, numpy arrays) from a "
+                               "container; pass --pull-trusted to unpickle arbitrary objects from a snapshot you "
+                               "trust")
             except Exception as err:
                 if problem is None:
                     problem = (f"cannot pull {name!r}: unpickling it here failed ({type(err).__name__}: "
@@ -267,13 +308,43 @@ class RemoteKernel:
             raise PartialPull(problem, values)
         return values
 
-    def run_cell(self, code: str, push: dict[str, Any] | None = None, pull: Iterable[str] = ()) -> dict[str, Any]:
-        """Push, run the cell (output forwarded), and return the pulled variables."""
+    def run_cell(self, code: str, push: dict[str, Any] | None = None, pull: Iterable[str] = (),
+                 trusted: bool = False) -> dict[str, Any]:
+        """Push, run the cell (output forwarded), and return the pulled variables (``trusted``: any object)."""
         names = list(pull)
         expressions = self.pull_expressions(names)
         self.push(push or {})
         reply = self.execute(code, user_expressions=expressions)
-        return self.unpack_pulled(reply, names)
+        return self.unpack_pulled(reply, names, trusted)
+
+
+#: What ``--pull`` may rebuild from a container's pickle: containers and scalars, and numpy arrays (whose
+#: object-dtype items pass through this same list). Anything else (``os.system``, an arbitrary class whose
+#: ``__reduce__`` calls something) is refused before it is imported.
+PLAIN_DATA = frozenset(
+    [("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "int", "float",
+                               "complex", "bool", "bytearray", "slice", "range")]
+    + [("collections", n) for n in ("OrderedDict", "defaultdict", "deque", "Counter")]
+    + [("datetime", n) for n in ("datetime", "date", "time", "timedelta", "timezone")]
+    + [("decimal", "Decimal"), ("fractions", "Fraction"), ("numpy", "ndarray"), ("numpy", "dtype")]
+    + [(f"numpy.{core}.multiarray", n) for core in ("core", "_core") for n in ("_reconstruct", "scalar")])
+
+
+class NotPlainData(pickle.UnpicklingError):
+    """A pickle from a container names a global outside ``PLAIN_DATA``."""
+
+    def __init__(self, module: str, name: str):
+        super().__init__(f"{module}.{name} is not plain data")
+        self.qualname = f"{module}.{name}"
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only ``PLAIN_DATA`` globals (the pickle docs' "restricting globals")."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in PLAIN_DATA:
+            raise NotPlainData(module, name)
+        return super().find_class(module, name)
 
 
 class PartialPull(VariableError):

@@ -32,7 +32,8 @@ STATUS: tuple[tuple[type[YolosnapError], int], ...] = (
     (SnapshotNotFound, 404),
     (BuildRunning, 409), (RuntimeFailure, 409),
     (EngineError, 503),
-    (CaptureError, 500), (ManifestError, 500), (StoreError, 500),
+    (ManifestError, 422),  # a hand-edited or hostile manifest: the request was fine, the file is refused
+    (CaptureError, 500), (StoreError, 500),
     (YolosnapError, 500),
 )
 
@@ -117,15 +118,16 @@ def summary(manifest: dict, image: ImageState) -> dict:
 
 def _list(store: Store, jobs: BuildJobs, log: Any) -> dict:
     images = ImageIndex.read()
-    rows = []
+    rows, broken = [], []
     for name in store.names():
         try:
             manifest = store.load(name)
         except YolosnapError as err:  # one unreadable manifest must not hide the others
             log.warning("yolosnap: skipping snapshot %s: %s", name, err)
+            broken.append({"name": name, "message": str(err)})
             continue
         rows.append(summary(manifest, images.state(manifest, jobs.building(name, store.project))))
-    body: dict = {"project": str(store.project), "snapshots": rows}
+    body: dict = {"project": str(store.project), "snapshots": rows, "unreadable": broken}
     if images.error:
         body["engine_error"] = images.error
     return body
@@ -192,13 +194,18 @@ class DiffHandler(YolosnapHandler):
         self.reply({"identical": result.identical, "diff": result.to_dict(), "text": str(render.render_diff(result))})
 
 
+#: How long ``DELETE .../build`` waits for the cancelled build to have stopped and cleaned up before answering.
+CANCEL_WAIT_S = 30
+
+
 class BuildHandler(YolosnapHandler):
-    """``POST /yolosnap/snapshots/NAME/build``: start a build job; ``GET ?since=N``: its state and new events."""
+    """``POST /yolosnap/snapshots/NAME/build``: start a build job; ``GET ?since=N``: its state and new events;
+    ``DELETE``: cancel the running build."""
 
     @web.authenticated
     async def post(self, name: str) -> None:
         store = self.store()
-        store.path_of(validate_name(name))
+        store.load(validate_name(name))  # a refused manifest answers 422 now, not as a failed job later
         self.jobs.start(name, store.project)
         self.reply({"state": "building"}, 202)
 
@@ -211,6 +218,19 @@ class BuildHandler(YolosnapHandler):
             raise web.HTTPError(400, f"since={since!r} must be a count of events already seen (0 or more)")
         job = self.jobs.get(name, store.project)
         self.reply(job.view(int(since)) if job is not None else idle_view())
+
+    @web.authenticated
+    async def delete(self, name: str) -> None:
+        """Answers once the build stopped (state ``failed``, error ``cancelled``) and its leftovers are gone, or
+        after ``CANCEL_WAIT_S`` with state ``building`` (poll GET). Cancelling a finished build changes nothing."""
+        store = self.store()
+        validate_name(name)
+        job = self.jobs.cancel(name, store.project)
+        if job is None:
+            self.reply(idle_view())
+            return
+        await self.blocking(job.wait, CANCEL_WAIT_S)
+        self.reply(job.view())
 
 
 def _restore(store: Store, name: str) -> dict:

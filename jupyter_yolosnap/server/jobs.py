@@ -2,6 +2,10 @@
 
 One job per snapshot (project + name) at a time. The threads are daemons so a server shutting down never waits
 for a build; the engine finishes or drops it on its own, and a half-made image is never tagged.
+
+A job can be cancelled (``DELETE .../build``) and has a timeout. Both set the job's stop event: its listener
+raises ``BuildCancelled`` at the next event, and the engine build and host pip runs see the event even while a
+step prints nothing (``engine.build.stop_on``), so the build stops within a second or two and leaves nothing.
 """
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from .. import bake
+from ..engine.build import stop_on
 from ..events import Event
-from ..exceptions import BuildRunning, YolosnapError
+from ..exceptions import BuildCancelled, BuildRunning, YolosnapError
 
 BUILDING, DONE, FAILED, IDLE = "building", "done", "failed", "idle"
+CANCELLED = "cancelled"
+#: A build job's default time limit (seconds): a torch image takes minutes, a hung one should not run for days.
+JOB_TIMEOUT_S = 2 * 3600
 log = logging.getLogger(__name__)
 
 
@@ -29,19 +37,39 @@ class Job:
     events: list[dict] = field(default_factory=list)
     error: str | None = None
     image: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    ended: threading.Event = field(default_factory=threading.Event, repr=False)
+    reason: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def listen(self, event: Event) -> None:
-        """The build's listener: called from the build thread."""
+        """The build's listener: called from the build thread; stops the build once the job is cancelled."""
+        if self.stop.is_set():
+            raise BuildCancelled(self.reason or CANCELLED)
         row = {"kind": event.kind, "message": event.message}
         if event.total:
             row.update(step=event.step, total=event.total)
         with self._lock:
             self.events.append(row)
 
+    def cancel(self, reason: str = CANCELLED) -> bool:
+        """Ask the build to stop (from any thread); False when it has ended already."""
+        with self._lock:
+            if self.state != BUILDING:
+                return False
+            if not self.stop.is_set():
+                self.reason = reason
+                self.stop.set()
+            return True
+
     def finish(self, image: str | None = None, error: str | None = None) -> None:
         with self._lock:
             self.state, self.image, self.error = (FAILED if error else DONE), image, error
+        self.ended.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the build thread is done (a cancelled build has then removed what it made)."""
+        return self.ended.wait(timeout)
 
     def view(self, since: int = 0) -> dict:
         """What a poll returns: the events from index ``since`` and where the next poll starts."""
@@ -58,8 +86,9 @@ def idle_view() -> dict:
 class BuildJobs:
     """The jobs of one server; ``build`` is swappable for tests of the bookkeeping alone."""
 
-    def __init__(self, build: Callable[..., object] = bake.build):
+    def __init__(self, build: Callable[..., object] = bake.build, timeout: float = JOB_TIMEOUT_S):
         self._build = build
+        self.timeout = timeout
         self._jobs: dict[tuple[str, str], Job] = {}
         self._lock = threading.Lock()
 
@@ -87,6 +116,13 @@ class BuildJobs:
         threading.Thread(target=self._run, args=(job,), name=f"yolosnap-build-{name}", daemon=True).start()
         return job
 
+    def cancel(self, name: str, project: Path) -> Job | None:
+        """Cancel the running build of ``name``; the job (running or not), or None when there never was one."""
+        job = self.get(name, project)
+        if job is not None:
+            job.cancel()
+        return job
+
     def forget(self, name: str, project: Path) -> None:
         """Drop a finished job (the snapshot was deleted)."""
         with self._lock:
@@ -95,13 +131,23 @@ class BuildJobs:
                 del self._jobs[self._key(name, project)]
 
     def _run(self, job: Job) -> None:
+        timer = threading.Timer(self.timeout, job.cancel, args=(self._timed_out(job),))
+        timer.daemon = True
+        timer.start()
         try:
-            result = self._build(job.name, job.project, listener=job.listen)
+            with stop_on(job.stop):
+                result = self._build(job.name, job.project, listener=job.listen)
         except YolosnapError as err:
-            job.finish(error=str(err))
+            job.finish(error=job.reason if job.stop.is_set() and job.reason else str(err))
         except Exception as err:  # a bug, not a user error: keep the traceback in the server log
             log.exception("yolosnap: building %s failed", job.name)
             job.finish(error=f"the build of {job.name!r} failed unexpectedly ({type(err).__name__}: {err}); "
                              "see the Jupyter server log")
         else:
             job.finish(image=getattr(result, "image", None))
+        finally:
+            timer.cancel()
+
+    def _timed_out(self, job: Job) -> str:
+        return (f"the build of {job.name!r} took longer than the server's limit ({self.timeout:g} s) and was "
+                f"stopped; build it in a terminal to see where it hangs (yolosnap build {job.name})")

@@ -20,10 +20,15 @@ def folder_of(root_dir: str, path: str | None) -> Path:
         raise HTTPError(400, f"path {path!r} must be a folder relative to the server's root, without '..'; "
                              "pass the notebook's folder as shown in the file browser")
     root = Path(root_dir).expanduser().resolve()
-    folder = (root / rel).resolve()
+    try:
+        folder = (root / rel).resolve()
+        is_dir = folder.is_dir()
+    except OSError as err:  # a name too long, a loop of links
+        raise HTTPError(400, f"path {path[:60]!r} cannot be a folder here ({err.strerror}); pass the notebook's "
+                             "folder") from None
     if folder != root and root not in folder.parents:
         raise HTTPError(400, f"path {path!r} leads outside the server's root (a link?); pass a folder inside it")
-    if not folder.is_dir():
+    if not is_dir:
         raise HTTPError(404, f"folder {rel!r} does not exist under the server's root; pass the notebook's folder")
     return folder
 
