@@ -71,7 +71,7 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
 fi
 
 echo "engine-up: starting dockerd (log: $LOG)" >&2
-nohup dockerd --bridge=none --iptables=false --ip6tables=false >>"$LOG" 2>&1 </dev/null &
+setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false >>"$LOG" 2>&1 </dev/null &
 dockerd_pid=$!
 wait_for_engine "$dockerd_pid" "$LOG"
 echo "engine-up: dockerd (pid $dockerd_pid) answers" >&2
