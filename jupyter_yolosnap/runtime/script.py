@@ -155,20 +155,27 @@ def _follow(stream: Any, out: TextIO, err: TextIO, log: TextIO) -> None:
 
     threading.Thread(target=read, daemon=True, name="yolosnap-run-output").start()
     decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(2)]  # a character may be split
+    pending = ["", ""]  # the log gets whole lines per stream: stdout and stderr never split each other's lines
     while True:
         try:
             pair = chunks.get(timeout=0.2)
         except queue.Empty:
             continue
         if pair is None:
+            for rest in pending:
+                if rest:
+                    log.write(rest + "\n")
+            log.flush()
             return
-        for chunk, target, decoder in zip(pair, (out, err), decoders):
+        for index, (chunk, target, decoder) in enumerate(zip(pair, (out, err), decoders)):
             if chunk:
                 text = decoder.decode(chunk)
                 target.write(text)
                 target.flush()
-                log.write(text)
-                log.flush()
+                whole, _, pending[index] = (pending[index] + text).rpartition("\n")
+                if whole:
+                    log.write(whole + "\n")
+                    log.flush()
 
 
 def _stop(container: Any, how: str = "SIGINT", grace: float = STOP_GRACE_S) -> None:
