@@ -376,24 +376,58 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def serve(folder: Path) -> Iterator[str]:
     """Serve ``folder``'s listing on loopback for one build; yield its URL.
 
-    The fixed address the Dockerfile names is tried first (same RUN lines, so Docker's cache holds); when
-    another build holds it, any free port is used, at the price of that build's cache for the pip layers.
+    The fixed address the Dockerfile names is tried first (same RUN lines, so Docker's cache holds). Builds of
+    this process that serve the same folder at the same time share one server (the Jupyter server's build
+    jobs, two notebook builds), so each gets the fixed address; it stops when the last of them ends. When
+    another process holds the address, any free port is used, at the price of that build's cache for the pip
+    layers.
     """
+    key = str(Path(folder).resolve())
+    with _SERVING_LOCK:
+        shared = _SERVING.get(key)
+        if shared is None:
+            shared = _SERVING[key] = _Served(_start_server(folder))
+        shared.users += 1
+    try:
+        yield shared.url
+    finally:
+        with _SERVING_LOCK:
+            shared.users -= 1
+            last = shared.users == 0
+            if last:
+                del _SERVING[key]
+        if last:
+            shared.stop()
+
+
+class _Served:
+    """One running wheel server and how many builds use it."""
+
+    def __init__(self, server: http.server.ThreadingHTTPServer):
+        self.server = server
+        self.users = 0
+        self.url = f"http://{server.server_address[0]}:{server.server_address[1]}/"
+        self.thread = threading.Thread(target=server.serve_forever, name="yolosnap-wheelhouse", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+_SERVING: dict[str, _Served] = {}
+_SERVING_LOCK = threading.Lock()
+
+
+def _start_server(folder: Path) -> http.server.ThreadingHTTPServer:
     parts = urlsplit(WHEEL_SERVER)
     handler = functools.partial(_QuietHandler, directory=str(folder))
     try:
-        server = http.server.ThreadingHTTPServer((parts.hostname, parts.port), handler)
+        return http.server.ThreadingHTTPServer((parts.hostname, parts.port), handler)
     except OSError:
         try:
-            server = http.server.ThreadingHTTPServer((parts.hostname, 0), handler)
+            return http.server.ThreadingHTTPServer((parts.hostname, 0), handler)
         except OSError as err:
             raise YolosnapError(f"cannot serve wheels on {parts.hostname} ({err.strerror}); check the loopback "
                                 "interface") from None
-    thread = threading.Thread(target=server.serve_forever, name="yolosnap-wheelhouse", daemon=True)
-    thread.start()
-    try:
-        yield f"http://{parts.hostname}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -286,3 +286,35 @@ def test_notebook_build_shows_progress_and_returns_the_image(small_env, project,
         assert "no drift" in str(checked.result)
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_concurrent_builds_of_two_snapshots_share_layers(small_env, project, images, engine):
+    """Two builds at once in one process (the server's jobs) share the wheel server's fixed address, so the pip
+    layers that a third snapshot of the same environment built are reused by both."""
+    import threading
+
+    first, a, b = images("share"), images("share"), images("share")
+    for name in (first, a, b):
+        api.save(name, str(small_env), project)
+    bake.build(first, project)  # the layers both will find in the cache
+    logs: dict[str, list[Event]] = {a: [], b: []}
+    results, errors = {}, []
+
+    def build(name: str) -> None:
+        try:
+            results[name] = bake.build(name, project, listener=logs[name].append)
+        except Exception as err:  # reported below, with the other build's outcome
+            errors.append(err)
+
+    threads = [threading.Thread(target=build, args=(name,)) for name in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors and set(results) == {a, b}, errors
+    for name in (a, b):
+        assert results[name].check.clean
+        log = [(e.kind, e.message) for e in logs[name] if e.kind in ("step", "log")]
+        runs = [i for i, (k, m) in enumerate(log) if k == "step" and m.startswith("RUN") and ".txt" in m]
+        assert runs and all(log[i + 1] == ("log", "---> Using cache") for i in runs), log
+        assert "http://127.0.0.1:47391/" in (project / ".yolosnap" / name / "Dockerfile").read_text()

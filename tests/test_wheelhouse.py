@@ -34,15 +34,35 @@ OTHER_CP = f"cp{sys.version_info.major}{sys.version_info.minor + 1}"
 
 
 def test_serves_the_folder_on_the_fixed_address_or_a_free_one(tmp_path):
+    """Builds of one process that serve the same folder share the fixed address (same RUN lines, so Docker's
+    cache holds for both); another folder, or another process holding the port, gets a free one."""
+    import socket
+    from urllib.parse import urlsplit
+
     (tmp_path / "six-1.16.0-py2.py3-none-any.whl").write_bytes(b"x")
+    other = tmp_path / "other"
+    other.mkdir()
     with wheelhouse.serve(tmp_path) as url:
         listing = urllib.request.urlopen(url, timeout=5).read().decode()
         assert "six-1.16.0-py2.py3-none-any.whl" in listing
-        with wheelhouse.serve(tmp_path) as second:  # another build at the same time
-            assert second != url and second.startswith("http://127.0.0.1:")
-            assert "six-1.16.0" in urllib.request.urlopen(second, timeout=5).read().decode()
-    assert url == WHEEL_SERVER
-    with wheelhouse.serve(tmp_path) as again:  # released afterwards: the next build gets it back
+        with wheelhouse.serve(tmp_path) as second:  # another build of this process at the same time
+            assert second == url == WHEEL_SERVER
+        assert "six-1.16.0" in urllib.request.urlopen(url, timeout=5).read().decode()  # still up for the first
+        with wheelhouse.serve(other) as elsewhere:  # another folder: its own server
+            assert elsewhere != url and elsewhere.startswith("http://127.0.0.1:")
+    with pytest.raises(OSError):  # released when the last build ended
+        urllib.request.urlopen(url, timeout=2)
+    parts = urlsplit(WHEEL_SERVER)
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind((parts.hostname, parts.port))  # another process's build holds the address
+    holder.listen()
+    try:
+        with wheelhouse.serve(tmp_path) as fallback:
+            assert fallback != WHEEL_SERVER and "six-1.16.0" in urllib.request.urlopen(fallback, timeout=5).read().decode()
+    finally:
+        holder.close()
+    with wheelhouse.serve(tmp_path) as again:  # the next build gets it back
         assert again == WHEEL_SERVER
 
 
