@@ -29,6 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from . import grammar
 from .engine.build import stop_requested
 from .events import Event, Listener, ignore
 from .exceptions import BuildCancelled, RecipeError, YolosnapError
@@ -44,7 +45,6 @@ PIP_TIMEOUT_S = 30 * 60
 #: How often a running pip is looked at for a stop request (the server's cancel) or its deadline.
 PIP_POLL_S = 0.25
 _NO_MATCH = re.compile(r"(?:No matching distribution found for|satisfies the requirement) (\S+)")
-_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)  # PEP 508 distribution names
 
 
 def cache_dir() -> Path:
@@ -71,8 +71,7 @@ def collector_python(version: str) -> str:
 
 def _short(value: object) -> str:
     """``repr`` of an untrusted value, cut to one readable line."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return grammar.shorten(value, 80)
 
 
 def _checked_requirement(text: object, what: str) -> str:
@@ -99,7 +98,7 @@ def _checked_requirement(text: object, what: str) -> str:
 def _pin(pkg: dict) -> str:
     """``name==version`` of an index pin, once it parses back into exactly that name and that version."""
     name, version = pkg.get("name"), pkg.get("version")
-    if not isinstance(name, str) or len(name) > 200 or not _NAME.fullmatch(name):
+    if not grammar.matches("package-name", name):  # the manifest grammar's own rule, checked again at its use
         raise RecipeError(f"refusing package name {_short(name)}: not a distribution name (PEP 508); fix or "
                           "remove it in snapshot.json")
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -35,6 +34,7 @@ from jupyter_yolosnap.server.jobs import FAILED, BuildJobs
 
 from .conftest import REPO, make_project, make_venv, run
 from .engine_support import BASE_TAG, TEST_LABEL
+from .test_server import call, jp_server_config  # noqa: F401  (the same REST helpers)
 
 pytestmark = pytest.mark.engine
 PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -141,25 +141,6 @@ def site(tmp_path_factory):
 @pytest.fixture
 def jp_root_dir(site):
     return site["root"]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_yolosnap": True}}}
-
-
-@pytest.fixture
-def call(jp_fetch, jp_asyncio_loop):
-    def _call(method: str, *parts: str, status: int = 200, timeout: float = 60, **params: str):
-        kwargs = {"method": method, "raise_error": False, "request_timeout": timeout, "params": params}
-        if method == "POST":
-            kwargs["body"] = "{}"
-        response = jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
-        text = response.body.decode() if response.body else ""
-        assert response.code == status, f"{method} {'/'.join(parts)}: {response.code} {text}"
-        return json.loads(text) if text else None
-
-    return _call
 
 
 def test_cancel_a_running_build_through_the_rest_api(call, jp_serverapp, jp_asyncio_loop, site, slow, engine):

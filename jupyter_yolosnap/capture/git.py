@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import subprocess
 
+from .sources import GIT_SAFE
+
 
 def _git(project_dir: str, *args: str) -> str | None:
     try:
         # Never the folder's own configured programs (core.fsmonitor runs one on every status).
-        done = subprocess.run(["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-C", project_dir,
-                               *args], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+        done = subprocess.run(["git", *GIT_SAFE, "-C", project_dir, *args], capture_output=True, text=True, timeout=20,
+                              stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
