@@ -8,7 +8,7 @@ engine and ``scripts/standin-base.sh`` made the base image)::
 Environment: this project's development environment, built once under ``.bench-cache/devenv`` (its third-party
 dependencies, its ``test`` extra and ``jupyterlab``; not the project itself, which the naive recipe could not
 install from a ``pip freeze``). The naive recipe is the seed's: ``requirements.txt`` = ``pip freeze`` of that venv,
-``COPY requirements.txt`` and one ``RUN pip install -r`` on the same base image. Ours is ``api.save`` then
+``COPY requirements.txt`` and one ``RUN pip install -r`` on the same base image. Ours is ``service.save`` then
 ``bake.build`` (wheelhouse strategy, its check included). Each figure is an interleaved pair per run (the order
 alternates from run to run); medians of ``--runs`` runs:
 
@@ -285,7 +285,7 @@ def _phase(message: str) -> str:
 # --- the measurement --------------------------------------------------------------------------------------------
 
 def measure(runs: int, tmp: Path) -> dict:
-    from jupyter_yolosnap import api, bake
+    from jupyter_yolosnap import service, bake
 
     python = dev_venv()
     dists = installed(python)
@@ -300,14 +300,14 @@ def measure(runs: int, tmp: Path) -> dict:
 
     project = tmp / "project"
     project.mkdir()
-    saved = api.save(NAME, python=str(python), project=str(project))
+    saved = service.save(NAME, python=str(python), project=str(project))
     base = bake.resolve_base(saved.manifest, None, None)
     engine = Engine()
     try:
         engine.client.images.get(base)
     except Exception:
         raise SystemExit(f"bench_build: no base image {base}; make it with scripts/standin-base.sh") from None
-    repository = bake.image_repository(NAME)
+    repository = names.image_repository(NAME)
     naive_repo = f"{repository}-naive"
     naive_tag, naive_pin_tag = f"{naive_repo}:full", f"{naive_repo}:pin"
     context, pin_context = tmp / "naive", tmp / "naive-pin"
@@ -358,7 +358,7 @@ def measure(runs: int, tmp: Path) -> dict:
 
             def ours_rebuild() -> None:
                 set_pin(python, changed)
-                api.save(NAME, python=str(python), project=str(project))
+                service.save(NAME, python=str(python), project=str(project))
                 result = ours_build(engine, project, warm_cache, nocache=False, incremental=True)
                 if not result["delta"]:
                     raise SystemExit("bench_build: our rebuild after one pin change was not a delta build")
@@ -372,7 +372,7 @@ def measure(runs: int, tmp: Path) -> dict:
                     step()
             finally:  # the pin goes back; the changed images go, so the next run finds none of their layers
                 set_pin(python, original)
-                api.save(NAME, python=str(python), project=str(project))
+                service.save(NAME, python=str(python), project=str(project))
                 engine.drop(naive_pin_tag)
                 if rows["ours_rebuild"] and len(rows["ours_rebuild"]) == run + 1:
                     engine.drop(rows["ours_rebuild"][-1]["image_id"])
@@ -432,7 +432,7 @@ def report(data: dict, runs: int, command: str) -> str:
         f"which leaves out pip and setuptools). Base image `{data['base']}` ({mb(sizes['base'])}) for both. "
         "Naive recipe: `requirements.txt` = `pip freeze`, then `COPY requirements.txt` and one "
         "`RUN pip install --no-cache-dir -r` (pip inside the build reaches the index over the host network). "
-        "Ours: `api.save` then `bake.build` (strategy `wheelhouse`: wheels collected on the host, served to the "
+        "Ours: `service.save` then `bake.build` (strategy `wheelhouse`: wheels collected on the host, served to the "
         "build over loopback; then the check, a capture inside the image diffed against the snapshot).",
         "",
         "| figure | naive recipe | `yolosnap build` | ratio ours/naive | target | met |",

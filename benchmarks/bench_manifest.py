@@ -10,7 +10,7 @@ process each time (interpreter start-up and imports included); medians of ``--ru
 approach, what every manifest-reading command did before: validate with jsonschema (``Draft7Validator`` of the same schema), whose
 import here pulls in an optional format checker that compiles a grammar at import time. It is timed the same way:
 a process that reads the manifest and validates it with jsonschema, beside one that loads it through
-``jupyter_yolosnap.manifest``.
+``jupyter_yolosnap.snapshot.manifest``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 TARGET_S = 0.3
 
 NAIVE = ("import json, sys, jsonschema\n"
-         "from jupyter_yolosnap.grammar import SCHEMA_PATH\n"
+         "from jupyter_yolosnap.snapshot.grammar import SCHEMA_PATH\n"
          "schema = json.loads(SCHEMA_PATH.read_text())\n"
          "data = json.loads(open(sys.argv[1]).read())\n"
          "jsonschema.Draft7Validator(schema).validate(data)\n")
@@ -94,7 +94,7 @@ def main() -> None:
         f"Manifest: a capture of this project's development venv ({packages} distributions, {size_kb:.0f} KB). "
         "Naive approach: what every manifest-reading command did before, validation with jsonschema (its import "
         "here pulls in an optional format checker that compiles a grammar at import time). Ours: "
-        "`jupyter_yolosnap.grammar`, the schema compiled into closures once per process, plus the checks no schema "
+        "`jupyter_yolosnap.snapshot.grammar`, the schema compiled into closures once per process, plus the checks no schema "
         "states (control characters, nesting depth, PEP 440 pins, plain file paths).",
         "",
         "| command | median | ratio to the naive validation | target | met |",

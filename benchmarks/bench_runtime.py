@@ -50,9 +50,9 @@ def measure(cells: int, starts: int, folder: Path) -> dict:
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    from jupyter_yolosnap import api, bake, runtime
+    from jupyter_yolosnap import service, bake, runtime
     from jupyter_yolosnap.engine.client import connect
-    from jupyter_yolosnap.runtime import kernel_image
+    from jupyter_yolosnap.bake import kernel_layer
 
     client = connect()
     venv = folder / "venv"
@@ -62,9 +62,9 @@ def measure(cells: int, starts: int, folder: Path) -> dict:
     project = folder / "project"
     project.mkdir()
     log("saving and building the snapshot (once)")
-    api.save(NAME, str(venv / "bin/python"), project)
+    service.save(NAME, str(venv / "bin/python"), project)
     image = bake.build(NAME, project).image
-    kernel_image.ensure(client, api.load(NAME, project))
+    kernel_layer.ensure(client, service.load(NAME, project))
     os.chdir(project)
 
     shell = InteractiveShell.instance()
@@ -102,7 +102,7 @@ def cleanup() -> None:
 
     runtime.stop()
     client = connect()
-    for found in client.images.list(name=bake.image_repository(NAME)):
+    for found in client.images.list(name=names.image_repository(NAME)):
         for tag in found.tags:
             client.images.remove(tag, force=True)
 

@@ -25,7 +25,8 @@ from markdown_section import publish  # noqa: E402  (benchmarks/ is sys.path[0])
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jupyter_yolosnap import api, bake  # noqa: E402
+from jupyter_yolosnap import service, bake  # noqa: E402
+from jupyter_yolosnap.snapshot import names
 from tests.conftest import make_project, make_venv, run  # noqa: E402
 
 
@@ -53,13 +54,13 @@ def main() -> None:
         project.mkdir()
         ours, naive, rebuilt_layers, total_layers = [], [], [], 0
         try:
-            api.save(name, str(python), project)
+            service.save(name, str(python), project)
             bake.build(name, project)
             for i in range(1, args.runs + 1):
                 for kind in (("ours", "naive") if i % 2 else ("naive", "ours")):
                     (src / "bench_lib.py").write_text(f"VALUE = {i}{1 if kind == 'ours' else 2}\n")
-                    api.save(name, str(python), project)
-                    before = layers(engine, f"{bake.image_repository(name)}:latest")
+                    service.save(name, str(python), project)
+                    before = layers(engine, f"{names.image_repository(name)}:latest")
                     start = time.perf_counter()
                     result = bake.build(name, project, nocache=(kind == "naive"), incremental=False)
                     seconds = time.perf_counter() - start
@@ -69,7 +70,7 @@ def main() -> None:
                         rebuilt_layers.append(sum(1 for a, b in zip(before, after) if a != b))
                         total_layers = len(after)
         finally:
-            for image in engine.images.list(name=bake.image_repository(name)):
+            for image in engine.images.list(name=names.image_repository(name)):
                 for tag in image.tags:
                     engine.images.remove(tag, force=True)
             subprocess.run(["docker", "image", "prune", "-f", "--filter",

@@ -1,6 +1,6 @@
 """``python -m jupyter_yolosnap``: the CLI."""
 import sys
 
-from .cli import main
+from .frontends.cli import main
 
 sys.exit(main())

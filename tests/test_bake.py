@@ -9,7 +9,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from jupyter_yolosnap import api, bake
+from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.snapshot import names
 from jupyter_yolosnap.events import Event
 from jupyter_yolosnap.exceptions import BuildFailed, EngineError, RecipeError
 
@@ -30,7 +31,7 @@ def images(engine):
 
     yield name
     for snapshot in made:
-        for tag in {t for image in engine.images.list(name=bake.image_repository(snapshot)) for t in image.tags}:
+        for tag in {t for image in engine.images.list(name=names.image_repository(snapshot)) for t in image.tags}:
             engine.images.remove(tag, force=True)
         # untagged images of the snapshot too (e.g. one a test replaced under its tag)
         for image in engine.images.list(all=True, filters={"label": f"org.jupyter-yolosnap.snapshot={snapshot}"}):
@@ -81,14 +82,14 @@ def steps(events: list[Event]) -> list[str]:
 
 def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
     name = images("small")
-    saved = api.save(name, str(small_env), project)
+    saved = service.save(name, str(small_env), project)
     libs = {lib["soname"]: lib for lib in saved.manifest["native_libs"]}
     assert libs["libyaml-0.so.2"]["status"] == "system" and libs["libyaml-0.so.2"]["package"] == "libyaml-0-2"
 
     events: list[Event] = []
     first = bake.build(name, project, listener=events.append)
     assert first.check.clean and not first.reused and not first.delta
-    assert first.image == bake.image_tag(saved.manifest)
+    assert first.image == names.image_tag(saved.manifest)
     dockerfile = (project / ".yolosnap" / name / "Dockerfile").read_text()
     assert "apt-get install -y --no-install-recommends -- libyaml-0-2" in dockerfile
     assert dockerfile.index("requirements/heavy.txt") < dockerfile.index("requirements/index.txt")
@@ -99,14 +100,14 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
     assert out.decode().strip().startswith("0.2")
     image = engine.images.get(first.image)
     assert image.labels["org.jupyter-yolosnap.digest"] == saved.manifest["digest"]
-    assert engine.images.get(f"{bake.image_repository(name)}:latest").id == image.id
+    assert engine.images.get(f"{names.image_repository(name)}:latest").id == image.id
 
     again = bake.build(name, project)
     assert again.reused and again.seconds < 2
 
     # one small pin changes: a delta on the verified image, numpy and the rest untouched
     run(small_env, *PIP, "six==1.17.0")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     delta_events: list[Event] = []
     second = bake.build(name, project, listener=delta_events.append)
     assert second.delta and second.check.clean
@@ -130,16 +131,16 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
 
     # back to the first manifest: the image is reused at once and :latest follows it
     run(small_env, *PIP, "six==1.16.0")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     back = bake.build(name, project)
     assert back.reused and back.image == first.image
-    assert engine.images.get(f"{bake.image_repository(name)}:latest").id == first.image_id
+    assert engine.images.get(f"{names.image_repository(name)}:latest").id == first.image_id
 
 
 def test_every_install_kind_reproduces_with_zero_drift(sample_env, project, images, engine):
     """index, editable, local wheel, VCS (local git) and directory installs: the capture inside diffs clean."""
     name = images("kinds")
-    api.save(name, str(sample_env.python), project)
+    service.save(name, str(sample_env.python), project)
     result = bake.build(name, project)
     assert result.check.clean, [(c.section, c.item, c.old, c.new) for c in result.check.drift]
     where = engine.containers.run(result.image, ["python", "-c", "import ysnap_editable; print(ysnap_editable.__file__)"],
@@ -151,7 +152,7 @@ def test_every_install_kind_reproduces_with_zero_drift(sample_env, project, imag
 
 def test_check_finds_tampering(small_env, project, images, engine):
     name = images("tamper")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     built = bake.build(name, project)
     container = engine.containers.run(built.image, ["python", "-m", "pip", "uninstall", "-y", "-q", "six"],
                                       detach=True, network_mode="none")
@@ -167,11 +168,11 @@ def test_check_finds_tampering(small_env, project, images, engine):
 
 def test_cli_build_prints_the_image_last(sample_env, project, images):
     name = images("cli")
-    api.save(name, str(sample_env.python), project)
+    service.save(name, str(sample_env.python), project)
     bake.build(name, project)
     done = yolosnap("build", name, "--project", project)  # already built: returns at once
     assert done.returncode == 0
-    assert done.stdout.strip().splitlines()[-1] == bake.image_tag(api.load(name, project))
+    assert done.stdout.strip().splitlines()[-1] == names.image_tag(service.load(name, project))
 
 
 def _hand_edit(project: Path, name: str, edit) -> None:
@@ -183,7 +184,7 @@ def _hand_edit(project: Path, name: str, edit) -> None:
 
 def test_failing_step_keeps_the_previous_image_and_leaves_nothing(small_env, project, images, engine, tmp_path):
     name = images("fail")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     good = bake.build(name, project)
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -195,7 +196,7 @@ def test_failing_step_keeps_the_previous_image_and_leaves_nothing(small_env, pro
         bake.build(name, project)
     assert str(broken) in failure.value.step and "cannot be built here" in str(failure.value)
     print(failure.value)
-    assert engine.images.get(f"{bake.image_repository(name)}:latest").id == good.image_id
+    assert engine.images.get(f"{names.image_repository(name)}:latest").id == good.image_id
     assert not engine.containers.list(all=True, filters={"status": "exited", "ancestor": good.image_id})
     new_tagged = [i for i in engine.images.list() if i.id not in before]
     assert new_tagged == []
@@ -209,7 +210,7 @@ def test_failing_step_keeps_the_previous_image_and_leaves_nothing(small_env, pro
 ])
 def test_bad_pins_fail_before_building(small_env, project, images, edit, error, message):
     name = images("pins")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     _hand_edit(project, name, edit)
     with pytest.raises(error, match=message):
         bake.build(name, project)
@@ -217,7 +218,7 @@ def test_bad_pins_fail_before_building(small_env, project, images, edit, error, 
 
 def test_unknown_base_and_no_engine(small_env, project, images, monkeypatch):
     name = images("base")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     with pytest.raises(EngineError, match="is not on this machine and could not be pulled"):
         bake.build(name, project, base="yolosnap-test/no-such-base:1")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -229,7 +230,7 @@ def test_unknown_base_and_no_engine(small_env, project, images, monkeypatch):
 
 def test_pinned_strategy_installs_from_the_index_inside_the_build(small_env, project, images, engine):
     name = images("pinned")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     result = bake.build(name, project, strategy="pinned")
     assert result.check.clean
     text = (project / ".yolosnap" / name / "Dockerfile").read_text()
@@ -252,7 +253,7 @@ def test_host_pip_settings_reach_the_wheelhouse_and_credentials_stay_on_the_host
                "GITHUB_TOKEN": "ghp_s3cret0123456789"}
     for key, value in secrets.items():  # in the environment of the capture and of the build
         monkeypatch.setenv(key, value)
-    saved = api.save(name, str(python), project)
+    saved = service.save(name, str(python), project)
     assert {p["name"]: p["source"] for p in saved.manifest["packages"]}["ysnap-private"] == "index"
     manifest_text = (project / ".yolosnap" / name / "snapshot.json").read_text()
     secret = "s3cret-token-value"
@@ -275,13 +276,13 @@ def test_notebook_build_shows_progress_and_returns_the_image(small_env, project,
     from IPython.core.interactiveshell import InteractiveShell
 
     name = images("magic")
-    api.save(name, str(small_env), project)
+    service.save(name, str(small_env), project)
     shell = InteractiveShell.instance()
     try:
         shell.run_line_magic("load_ext", "jupyter_yolosnap")
         result = shell.run_cell(f"%snapshot build {name} --project {project}")
         assert result.success, result.error_in_exec
-        assert f"Built {bake.image_tag(api.load(name, project))}" in str(result.result)
+        assert f"Built {names.image_tag(service.load(name, project))}" in str(result.result)
         checked = shell.run_cell(f"%snapshot check {name} --project {project}")
         assert "no drift" in str(checked.result)
     finally:
@@ -295,7 +296,7 @@ def test_concurrent_builds_of_two_snapshots_share_layers(small_env, project, ima
 
     first, a, b = images("share"), images("share"), images("share")
     for name in (first, a, b):
-        api.save(name, str(small_env), project)
+        service.save(name, str(small_env), project)
     bake.build(first, project)  # the layers both will find in the cache
     logs: dict[str, list[Event]] = {a: [], b: []}
     results, errors = {}, []

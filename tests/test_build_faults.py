@@ -24,7 +24,8 @@ import docker
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (jp_fetch, jp_serverapp and what they need)
 
-from jupyter_yolosnap import api, bake
+from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.snapshot import names
 from jupyter_yolosnap.engine.build import build_image
 from jupyter_yolosnap.engine.client import connect
 from jupyter_yolosnap.events import Event
@@ -134,7 +135,7 @@ def site(tmp_path_factory):
     venv.EnvBuilder(with_pip=False, symlinks=True).create(bare)
     (root / "proj").mkdir()
     name = f"cancel-{uuid.uuid4().hex[:8]}"
-    api.save(name, str(bare / "bin" / "python"), root / "proj")
+    service.save(name, str(bare / "bin" / "python"), root / "proj")
     return {"root": root, "project": root / "proj", "name": name}
 
 
@@ -269,18 +270,18 @@ def test_engine_stopped_mid_build_keeps_the_previous_image_and_retries_clean(eng
     python = make_venv(tmp_path / "venv")
     run(python, *PIP, "setuptools>=64", "wheel", "six==1.16.0")
     name = f"fault-{uuid.uuid4().hex[:8]}"
-    repository = bake.image_repository(name)
+    repository = names.image_repository(name)
     new_layers: list[str] = []
     gate = Gate()
     try:
-        api.save(name, str(python), project)
+        service.save(name, str(python), project)
         good = bake.build(name, project)
         assert good.check.clean
 
         # the next build hangs: a local source whose install waits at the gate, open only for that build
         source = _slow_source(tmp_path / "src" / "ysnap-slow", gate)
         run(python, *PIP, "--no-build-isolation", "--no-deps", source)  # the gate is closed: no wait
-        api.save(name, str(python), project)
+        service.save(name, str(python), project)
         gate.open()
         manifest_path = project / ".yolosnap" / name / "snapshot.json"
         manifest_bytes = manifest_path.read_bytes()

@@ -18,7 +18,7 @@ from jupyter_yolosnap.capture.packages import normalize_name, source_of
 from jupyter_yolosnap.capture.system import read_dpkg_status, read_os_release
 from jupyter_yolosnap.capture.urls import strip_credentials
 from jupyter_yolosnap.exceptions import CaptureError
-from jupyter_yolosnap.probe_runner import run_probe
+from jupyter_yolosnap.capture.runner import run_probe
 
 from .conftest import run
 

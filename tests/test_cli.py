@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_yolosnap.manifest import loads
+from jupyter_yolosnap.snapshot.manifest import loads
 
 from .conftest import run, yolosnap
 

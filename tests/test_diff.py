@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import copy
 
-from jupyter_yolosnap.diff import diff_manifests
-from jupyter_yolosnap.render import render_diff
+from jupyter_yolosnap.snapshot.diff import diff_manifests
+from jupyter_yolosnap.frontends.render import render_diff
 
 from .test_manifest import sample
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from jupyter_yolosnap.manifest import loads
+from jupyter_yolosnap.snapshot.manifest import loads
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "example-notebooks").glob("*.ipynb"))
 #: What each notebook must show in its outputs (text/plain), beyond running without errors.

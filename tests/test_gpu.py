@@ -11,13 +11,8 @@ import pytest
 pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py is a dependency of jupyter_yolosnap")
 
 from jupyter_yolosnap import gpu  # noqa: E402
-from jupyter_yolosnap.gpu import (  # noqa: E402
-    RecordedNvml,
-    driver_supports_cuda,
-    load_recording,
-    probe_gpus,
-    record_nvml,
-)
+from jupyter_yolosnap.gpu import driver, driver_supports_cuda, probe_gpus  # noqa: E402
+from tests.nvml_replay import RecordedNvml, load_recording, record_nvml  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "nvml"
@@ -342,5 +337,5 @@ def test_compat_table_is_data_with_its_source():
     assert table["toolkit_driver"]["13.1"] == "590.44.01"
     assert table["minor_version_compat_min_driver"] == {"11": "450.80.02", "12": "525", "13": "580"}
     # Each newer toolkit shipped with a newer driver; a typo would break "runs every older CUDA".
-    rows = sorted((gpu._cuda_tuple(c), gpu._driver_tuple(d)) for c, d in table["toolkit_driver"].items())
+    rows = sorted((driver._cuda_tuple(c), driver._driver_tuple(d)) for c, d in table["toolkit_driver"].items())
     assert [d for _, d in rows] == sorted(d for _, d in rows)

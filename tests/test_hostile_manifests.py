@@ -18,10 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from packaging.requirements import Requirement
 
-from jupyter_yolosnap import api, bake, grammar, local_sources, manifest as manifest_io
+from jupyter_yolosnap.engine import labels
+from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.snapshot import grammar, manifest as manifest_io
+from jupyter_yolosnap.bake import local_sources
 from jupyter_yolosnap.exceptions import ManifestError, RecipeError, StoreError, UnsafeValue
 from jupyter_yolosnap.recipe import dockerfile, plan as planning
-from jupyter_yolosnap.store import Store
+from jupyter_yolosnap.snapshot.store import Store
 
 from .conftest import yolosnap
 from .test_manifest import sample
@@ -112,8 +115,8 @@ def unquoted(command: str) -> str:
 def assert_inert(m: dict) -> None:
     """The recipe built from ``m`` has only the renderer's own instructions, operators and expansions."""
     plan = planning.make_plan(m, "python:3.11.7-slim-bookworm", BASE_FACTS)
-    labels = {bake.LABELS["snapshot"]: m["name"], bake.LABELS["digest"]: m["digest"]}
-    text = dockerfile.render(plan, m["name"], m["digest"], "0.1.0", bake.recipe_notes(m), labels)
+    image_labels = {labels.SNAPSHOT: m["name"], labels.DIGEST: m["digest"]}
+    text = dockerfile.render(plan, m["name"], m["digest"], "0.1.0", bake.recipe_notes(m), image_labels)
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]", text)
     for line in logical_lines(text):
         keyword = line.split(" ", 1)[0]
@@ -201,8 +204,8 @@ def test_renderer_refuses_hostile_values_that_skipped_the_loader(mutate):
     mutate(m)  # no loader in between: the renderer is the last line of defence
     with pytest.raises(UnsafeValue) as caught:
         plan = planning.make_plan(m, "python:3.11.7-slim-bookworm", BASE_FACTS)
-        labels = {bake.LABELS["snapshot"]: m["name"]}
-        dockerfile.render(plan, m["name"], m["digest"], "0.1.0", (), labels)
+        image_labels = {labels.SNAPSHOT: m["name"]}
+        dockerfile.render(plan, m["name"], m["digest"], "0.1.0", (), image_labels)
     assert "\n" not in str(caught.value)
 
 
@@ -280,7 +283,7 @@ def test_one_bad_manifest_hides_no_other(project):
     write_manifest(project, "good", manifest_io.dumps(good))
     write_manifest(project, "deep", "[" * 10000 + "]" * 10000)
     write_manifest(project, "conflict", "<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> theirs\n")
-    rows = {s.name: s for s in api.list_snapshots(project)}
+    rows = {s.name: s for s in service.list_snapshots(project)}
     assert rows["good"].error is None and rows["good"].python == "3.11.7"
     assert "nested deeper" in rows["deep"].error and "not valid JSON" in rows["conflict"].error
     done = yolosnap("list", "--project", project)

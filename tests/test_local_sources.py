@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from jupyter_yolosnap import api, bake, local_sources
+from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.snapshot import names
+from jupyter_yolosnap.bake import local_sources
 from jupyter_yolosnap.capture import sources
 from jupyter_yolosnap.events import Event
 from jupyter_yolosnap.exceptions import RecipeError
@@ -94,7 +96,7 @@ def test_editable_code_change_rebuilds_only_the_sources_layer(tmp_path, project,
     run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation", "-e", src)
     name = f"follow-{uuid.uuid4().hex[:8]}"
     try:
-        first = api.save(name, str(python), project)
+        first = service.save(name, str(python), project)
         pkg = next(p for p in first.manifest["packages"] if p["name"] == "follow-lib")
         assert pkg["fingerprint"].startswith("sha256:") and pkg["files"] == 3
         events: list[Event] = []
@@ -106,9 +108,9 @@ def test_editable_code_change_rebuilds_only_the_sources_layer(tmp_path, project,
         (src / "follow_lib.py").write_text("VALUE = 'new'\n")  # code, not version
         with pytest.raises(RecipeError, match="changed since the snapshot was saved"):
             bake.build(name, project)  # the manifest still names the old code
-        second = api.save(name, str(python), project)
+        second = service.save(name, str(python), project)
         assert second.previous_digest == first.manifest["digest"] != second.manifest["digest"]
-        change = [c for c in api.diff(f"{name}@1", name, project=project).changes if c.section == "packages"]
+        change = [c for c in service.diff(f"{name}@1", name, project=project).changes if c.section == "packages"]
         assert [c.item for c in change] == ["follow-lib"] and "code" in change[0].new
 
         log: list[Event] = []
@@ -125,7 +127,7 @@ def test_editable_code_change_rebuilds_only_the_sources_layer(tmp_path, project,
         old, new = (engine.images.get(i).attrs["RootFS"]["Layers"] for i in (built.image, rebuilt.image))
         assert new[:-2] == old[:-2] and new[-2:] != old[-2:]  # only COPY sources/ and its RUN are new layers
     finally:
-        for image in engine.images.list(name=bake.image_repository(name)):
+        for image in engine.images.list(name=names.image_repository(name)):
             for tag in image.tags:
                 engine.images.remove(tag, force=True)
         subprocess.run(["docker", "image", "prune", "-f", "--filter", f"label=org.jupyter-yolosnap.snapshot={name}"],
@@ -161,7 +163,7 @@ def test_odd_installs_are_recorded_and_shown(odd_env, project):
 
     saved = yolosnap("save", "odd", "--python", odd_env, "--project", project)
     assert saved.returncode == 0, saved
-    packages = {p["name"]: p for p in api.load("odd", project)["packages"]}
+    packages = {p["name"]: p for p in service.load("odd", project)["packages"]}
     assert packages["six"]["installer"] == "conda"
     assert packages["gone-lib"]["problem"].startswith("metadata only")
     assert packages["needs-idna"]["missing"] == ["idna"]  # tomli's marker is not evaluated: no false alarm
@@ -180,7 +182,7 @@ def test_conda_swap_is_accepted_only_when_asked(odd_env, project, engine):
     from .conftest import yolosnap
 
     name = f"odd-{uuid.uuid4().hex[:8]}"
-    api.save(name, str(odd_env), project)
+    service.save(name, str(odd_env), project)
     try:
         built = bake.build(name, project, installers="pypi")
         assert built.check.clean
@@ -191,6 +193,6 @@ def test_conda_swap_is_accepted_only_when_asked(odd_env, project, engine):
         assert checked.returncode == 0 and "installed by conda" in checked.stdout, checked
         assert "gone-lib 0.1.0: metadata only" in checked.stdout
     finally:
-        for image in engine.images.list(name=bake.image_repository(name)):
+        for image in engine.images.list(name=names.image_repository(name)):
             for tag in image.tags:
                 engine.images.remove(tag, force=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jupyter_yolosnap.manifest import loads
+from jupyter_yolosnap.snapshot.manifest import loads
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from jupyter_yolosnap import manifest
+from jupyter_yolosnap.snapshot import manifest
 from jupyter_yolosnap.exceptions import ManifestError
 
 

@@ -6,9 +6,9 @@ import platform
 
 import pytest
 
-from jupyter_yolosnap.diff import diff_manifests
-from jupyter_yolosnap.manifest import build_manifest
-from jupyter_yolosnap.probe_runner import PACKAGE_DIR, _BOOT
+from jupyter_yolosnap.snapshot.diff import diff_manifests
+from jupyter_yolosnap.snapshot.manifest import build_manifest
+from jupyter_yolosnap.capture.runner import PACKAGE_DIR, _BOOT
 
 pytestmark = pytest.mark.engine
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 
 from jupyter_yolosnap.events import Event, TerminalProgress
-from jupyter_yolosnap.progress import NotebookProgress
+from jupyter_yolosnap.frontends.progress import NotebookProgress
 
 EVENTS = [Event("phase", "collecting 3 wheel(s) on the host"), Event("step", "FROM python:3.11.7", 1, 4),
           Event("log", "---> Using cache"), Event("step", "RUN pip install -r heavy.txt", 4, 4),

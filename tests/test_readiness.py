@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jupyter_yolosnap.gpu import load_recording, probe_gpus
-from jupyter_yolosnap.readiness import gpu_readiness, snapshot_cuda
+from jupyter_yolosnap.gpu import probe_gpus
+from tests.nvml_replay import load_recording
+from jupyter_yolosnap.gpu.readiness import gpu_readiness, snapshot_cuda
 
 from .test_manifest import sample
 

@@ -20,8 +20,11 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from jupyter_yolosnap import api, bake, render, runtime
-from jupyter_yolosnap.runtime import containers as runtime_containers, kernel_image, registry
+from jupyter_yolosnap import service, bake, runtime
+from jupyter_yolosnap.snapshot import names
+from jupyter_yolosnap.frontends import render
+from jupyter_yolosnap.bake import kernel_layer
+from jupyter_yolosnap.runtime import containers as runtime_containers, registry
 from jupyter_yolosnap.runtime.containers import OWNER_HOST, OWNER_PID, ROLE, SCRATCH, SNAPSHOT
 from jupyter_yolosnap.exceptions import RemoteError
 
@@ -42,16 +45,16 @@ def snapshot(tmp_path_factory, engine, base_image):
     name = f"rt-{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as patch:  # the wheel cache of the test session, as conftest does
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
-        api.save(name, str(python), project)
+        service.save(name, str(python), project)
         built = bake.build(name, project)
-        made = kernel_image.ensure(engine, api.load(name, project))
+        made = kernel_layer.ensure(engine, service.load(name, project))
     yield {"name": name, "project": project, "image": built.image, "kernel": made}
     runtime.stop()
     stray = engine.containers.list(all=True, filters={"label": f"{SNAPSHOT}={name}"})
     for container in stray:
         container.remove(force=True)
     assert not stray, "containers of the test snapshot left behind: " + ", ".join(c.short_id for c in stray)
-    for image in engine.images.list(name=bake.image_repository(name)):
+    for image in engine.images.list(name=names.image_repository(name)):
         for tag in image.tags:
             engine.images.remove(tag, force=True)
 
@@ -91,11 +94,11 @@ def cell(shell, snapshot, code: str, options: str = ""):
 
 def test_kernel_image_adds_one_layer_and_keeps_the_snapshot(snapshot, engine):
     made = snapshot["kernel"]
-    assert made.kernel_path == kernel_image.KERNEL_PATH and made.image.endswith("-kernel")
+    assert made.kernel_path == kernel_layer.KERNEL_PATH and made.image.endswith("-kernel")
     base_layers = engine.images.get(snapshot["image"]).attrs["RootFS"]["Layers"]
     kernel_layers = engine.images.get(made.image).attrs["RootFS"]["Layers"]
     assert kernel_layers[:len(base_layers)] == base_layers and len(kernel_layers) == len(base_layers) + 1
-    again = kernel_image.ensure(engine, api.load(snapshot["name"], snapshot["project"]))
+    again = kernel_layer.ensure(engine, service.load(snapshot["name"], snapshot["project"]))
     assert again.image == made.image and not again.built  # cached
 
 
@@ -434,7 +437,7 @@ def test_interrupted_run_leaves_nothing_running(snapshot, workspace, engine):
 
 
 def test_unbuilt_snapshot_is_a_clear_error(shell, snapshot, workspace, engine):
-    api.save("not-built", sys.executable, snapshot["project"])
+    service.save("not-built", sys.executable, snapshot["project"])
     before = {c.id for c in engine.containers.list(all=True)}
     with pytest.raises(UsageError, match=r"snapshot 'not-built' has no image .*build it first: "
                                          r"%snapshot build not-built"):

@@ -28,13 +28,15 @@ import pytest
 import requests
 from IPython.core.error import UsageError
 
-from jupyter_yolosnap import api, bake, gpu, runtime
-from jupyter_yolosnap.engine.client import LABEL_PREFIX
+from tests.nvml_replay import load_recording
+from jupyter_yolosnap import bake, gpu, runtime, service
+from jupyter_yolosnap.snapshot import names
+from jupyter_yolosnap.engine import labels
 from jupyter_yolosnap.exceptions import RunTerminated
-from jupyter_yolosnap.readiness import engine_gpu_runtime
+from jupyter_yolosnap.gpu.readiness import engine_gpu_runtime
 from jupyter_yolosnap.runtime import registry
 from jupyter_yolosnap.runtime.containers import ROLE, SCRATCH, SCRATCH_PREFIX, SNAPSHOT
-from jupyter_yolosnap.store import STORE_DIR, Store
+from jupyter_yolosnap.snapshot.store import STORE_DIR, Store
 
 from .test_runtime import cell, shell, snapshot, workspace  # noqa: F401  (fixtures: one built snapshot)
 
@@ -80,10 +82,10 @@ def _state(name: str) -> dict:
 
 
 def _found(engine, name: str) -> dict:
-    dangling = {"dangling": True, "label": f"{LABEL_PREFIX}.snapshot={name}"}  # built, then left with no tag
+    dangling = {"dangling": True, "label": f"{labels.SNAPSHOT}={name}"}  # built, then left with no tag
     return {"containers": sorted(c.short_id for c in engine.containers.list(
                 all=True, filters={"label": f"{SNAPSHOT}={name}"})),
-            "images": sorted(i.id for i in engine.images.list(name=bake.image_repository(name)))
+            "images": sorted(i.id for i in engine.images.list(name=names.image_repository(name)))
             + sorted(i.id for i in engine.images.list(filters=dangling)),
             "scratch_in_use": {c.labels.get(SCRATCH) for c in engine.containers.list(
                 all=True, filters={"label": SCRATCH})}}
@@ -304,16 +306,16 @@ def test_a_rebuilt_snapshot_gets_a_fresh_kernel(shell, snapshot, tmp_path):  # n
             cell(shell, own, "pass")
     assert loads == []  # a warm cell of an unchanged manifest reads no manifest: one stat
 
-    manifest = api.load(snapshot["name"], own["project"])
+    manifest = service.load(snapshot["name"], own["project"])
     manifest.setdefault("env", {})["YOLOSNAP_REBUILD_TEST"] = "1"  # a new digest, no new package: a quick build
-    api.open_store(own["project"]).save(manifest)
-    new_tag = bake.image_tag(api.load(snapshot["name"], own["project"]))
+    service.open_store(own["project"]).save(manifest)
+    new_tag = names.image_tag(service.load(snapshot["name"], own["project"]))
     out = cell(shell, own, "print(state)")
     assert out.stdout.strip() == "old" and "changed since its kernel started but is not built yet" in out.stderr
     out = cell(shell, own, "print(state)")
     assert out.stdout.strip() == "old" and "not built yet" not in out.stderr  # said once
     with _Engine() as engine:
-        latest = engine.images.get(f"{bake.image_repository(snapshot['name'])}:latest").id
+        latest = engine.images.get(f"{names.image_repository(snapshot['name'])}:latest").id
     private_tmp = tmp_path / "tmp"  # the build's and the kernel image's temporary folders, apart from others'
     private_tmp.mkdir()
     try:
@@ -330,7 +332,7 @@ def test_a_rebuilt_snapshot_gets_a_fresh_kernel(shell, snapshot, tmp_path):  # n
     finally:
         runtime.stop()
         with _Engine() as engine:  # :latest back on the fixture's image first, so these removals delete the new
-            engine.images.get(latest).tag(bake.image_repository(snapshot["name"]), "latest")
+            engine.images.get(latest).tag(names.image_repository(snapshot["name"]), "latest")
             for tag in (f"{new_tag}-kernel", new_tag):
                 try:
                     engine.images.remove(tag)
@@ -345,7 +347,7 @@ def test_a_rebuilt_snapshot_gets_a_fresh_kernel(shell, snapshot, tmp_path):  # n
 def h100_host(monkeypatch):
     """This host, as NVML on a real H100 machine (driver 570) answered: a GPU is there."""
     real = gpu.probe_gpus
-    monkeypatch.setattr(gpu, "probe_gpus", lambda nvml=None: real(gpu.load_recording(NVML / "h100-driver-570.json")))
+    monkeypatch.setattr(gpu, "probe_gpus", lambda nvml=None: real(load_recording(NVML / "h100-driver-570.json")))
 
 
 NO_RUNTIME = ("warning: this host has 1 GPU(s) but the Docker engine has no NVIDIA runtime: running on the CPU; "

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from jupyter_yolosnap.exceptions import RuntimeFailure
-from jupyter_yolosnap.gpu import RecordedNvml, probe_gpus
+from jupyter_yolosnap.gpu import probe_gpus
+from tests.nvml_replay import RecordedNvml
 from jupyter_yolosnap.runtime import metrics
 from jupyter_yolosnap.runtime.containers import (auto_gpus, driver_warning, gpu_plan, gpu_requests, parse_env,
                                                  parse_volumes, workspace)
@@ -133,7 +134,7 @@ def test_tensorboard_refusals_come_before_anything_is_made(tmp_path):
 
 
 def test_run_command_line_needs_the_command_after_double_dash():
-    from jupyter_yolosnap.commands import parse
+    from jupyter_yolosnap.frontends.commands import parse
     from jupyter_yolosnap.exceptions import UsageFailure
 
     args = parse(["run", "yolo", "--gpus", "none", "-e", "A=1", "--", "python", "train.py", "--project", "x"],

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_yolosnap import api, bake
+from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.snapshot import names
 
 from .conftest import make_venv, run
 
@@ -22,7 +23,7 @@ def test_scenario(scenario, tmp_path, project, engine):
     python = make_venv(tmp_path / "venv")
     run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", "requirements.txt", cwd=work)
     name = f"scenario-{scenario.name}-{uuid.uuid4().hex[:6]}"
-    api.save(name, str(python), project)
+    service.save(name, str(python), project)
     try:
         result = bake.build(name, project)
         assert result.check.clean, [(c.item, c.old, c.new) for c in result.check.drift]
@@ -36,6 +37,6 @@ def test_scenario(scenario, tmp_path, project, engine):
                         "/scenario/verify")
         assert out.decode().startswith("ok")
     finally:
-        for image in engine.images.list(name=bake.image_repository(name)):
+        for image in engine.images.list(name=names.image_repository(name)):
             for tag in image.tags:
                 engine.images.remove(tag, force=True)

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (jp_fetch, jp_serverapp and what they need)
 
-from jupyter_yolosnap import api, bake, kernelspec, manifest as manifest_io
+from jupyter_yolosnap import service, bake, kernelspec
+from jupyter_yolosnap.snapshot import names
+from jupyter_yolosnap.snapshot import manifest as manifest_io
 from jupyter_yolosnap.events import Event
 from jupyter_yolosnap.runtime.containers import ROLE, SNAPSHOT
 from jupyter_yolosnap.exceptions import BuildRunning
@@ -36,13 +38,13 @@ def site(tmp_path_factory):
     (root / "proj" / "nb").mkdir(parents=True)
     (root / "other").mkdir()
     name = f"srv-{uuid.uuid4().hex[:8]}"
-    api.save(name, str(python), root / "proj")
+    service.save(name, str(python), root / "proj")
     yield {"root": root, "project": root / "proj", "name": name, "python": python}
     try:
         import docker
 
         client = docker.from_env(timeout=30)
-        for image in client.images.list(name=bake.image_repository(name)):
+        for image in client.images.list(name=names.image_repository(name)):
             for tag in image.tags:
                 client.images.remove(tag, force=True)
     except Exception:
@@ -191,7 +193,7 @@ def test_save_and_diff_a_running_kernel(call, site, jp_serverapp, jp_asyncio_loo
         saved = call("POST", "yolosnap", "snapshots", status=201, body={"name": name, "kernel_id": kernel["id"]},
                      path="proj/nb", timeout=180)
         assert saved["name"] == name and saved["image"]["state"] == "not built" and "manifest" not in saved
-        stored = api.load(name, site["project"])
+        stored = service.load(name, site["project"])
         assert any(p["name"] == "jupyter_server" or p["name"] == "jupyter-server" for p in stored["packages"])
         diff = call("GET", "yolosnap", "snapshots", name, "diff", path="proj/nb", kernel_id=kernel["id"],
                     timeout=180)
@@ -252,7 +254,7 @@ def test_build_jobs_bookkeeping(tmp_path):
 
 
 def test_store_delete_removes_every_revision(tmp_path):
-    store = api.open_store(tmp_path)
+    store = service.open_store(tmp_path)
     manifest = {"name": "gone", "digest": "sha256:" + "0" * 64}
     folder = store.root / "gone"
     (folder / "history").mkdir(parents=True)
@@ -299,7 +301,7 @@ def test_build_restore_run_in_container_and_delete(call, sleep, site, engine, ba
             break
         sleep(0.5)
     assert polled["state"] == "done", polled["error"]
-    tag = bake.image_tag(api.load(name, project))
+    tag = names.image_tag(service.load(name, project))
     assert polled["image"] == tag and any(e["kind"] == "phase" and "verified" in e["message"] for e in seen)
     row = _ours(call("GET", "yolosnap", "snapshots", path="proj")["snapshots"], name)
     assert row["image"] == {"state": "verified", "tag": tag}
@@ -329,13 +331,13 @@ def test_build_restore_run_in_container_and_delete(call, sleep, site, engine, ba
     _launcher_stops_on_sigterm(engine, name, project, jp_data_dir)
 
     # the manifest changes after the build: the image is now an older one
-    store = api.open_store(project)
+    store = service.open_store(project)
     changed = store.load(name)
     next(p for p in changed["packages"] if p["name"] == "six")["version"] = "1.17.0"
     changed["digest"] = manifest_io.compute_digest(changed)
     store.save(changed)
     row = _ours(call("GET", "yolosnap", "snapshots", path="proj")["snapshots"], name)
-    assert row["image"]["state"] == "drifted" and row["image"]["tag"] == f"{bake.image_repository(name)}:latest"
+    assert row["image"]["state"] == "drifted" and row["image"]["tag"] == f"{names.image_repository(name)}:latest"
     assert "build it first" in call("POST", "yolosnap", "snapshots", name, "restore", status=409,
                                     path="proj")["message"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_yolosnap import manifest
+from jupyter_yolosnap.snapshot import manifest
 from jupyter_yolosnap.exceptions import InvalidName, ManifestError, SnapshotNotFound, StoreError
-from jupyter_yolosnap.store import Store, find_project, validate_name
+from jupyter_yolosnap.snapshot.store import Store, find_project, validate_name
 
 from .test_manifest import sample
 
@@ -109,7 +109,7 @@ def test_corrupt_manifest_is_a_clear_error_and_can_be_resaved(project):
 
 _WRITER = """
 import sys
-from jupyter_yolosnap.store import Store
+from jupyter_yolosnap.snapshot.store import Store
 from tests.test_manifest import sample
 store = Store(sys.argv[1], explicit=True)
 for i in range(int(sys.argv[3])):

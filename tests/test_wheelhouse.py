@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_yolosnap import wheelhouse
+from jupyter_yolosnap.bake import wheelhouse
 from jupyter_yolosnap.engine.build import stop_on
 from jupyter_yolosnap.exceptions import BuildCancelled, RecipeError
 from jupyter_yolosnap.recipe.dockerfile import UV_VERSION, WHEEL_SERVER

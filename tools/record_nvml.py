@@ -6,16 +6,15 @@ Run it ON a GPU machine, from a checkout (jupyter_yolosnap need not be installed
     python tools/record_nvml.py > tests/fixtures/nvml/<name>.json
     python tools/record_nvml.py -o tests/fixtures/nvml/<name>.json
 
-The JSON is what ``jupyter_yolosnap.gpu.RecordedNvml`` replays, plus a ``torch`` key (torch's version and
+The JSON is what ``tests/nvml_replay.py's RecordedNvml`` replays, plus a ``torch`` key (torch's version and
 the CUDA/cuDNN it was built with, when torch is importable) so a fixture can be cross-checked against the
-framework's view of the same machine. ``jupyter_yolosnap/gpu.py`` is loaded by file path, not imported as
-part of the package, so the package's other dependencies need not be installed here.
+framework's view of the same machine. The probe and the recorder import only the
+standard library, so the package's other dependencies need not be installed here.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import platform
 import sys
@@ -23,17 +22,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, List, Optional
 
-GPU_MODULE = Path(__file__).resolve().parent.parent / "jupyter_yolosnap" / "gpu.py"
+REPO = Path(__file__).resolve().parent.parent
 
 
-def load_gpu_module() -> ModuleType:
-    """Load gpu.py alone: importing the package would pull in its __init__ and every dependency."""
-    spec = importlib.util.spec_from_file_location("_yolosnap_gpu", GPU_MODULE)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"record_nvml: cannot load {GPU_MODULE}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_modules() -> tuple[ModuleType, ModuleType]:
+    """The probe (``jupyter_yolosnap.gpu.nvml``) and its recorder (``tests/nvml_replay.py``), from this checkout:
+    both import only the standard library, so nothing but nvidia-ml-py need be installed here."""
+    sys.path.insert(0, str(REPO))
+    from jupyter_yolosnap.gpu import nvml  # noqa: PLC0415
+    from tests import nvml_replay  # noqa: PLC0415
+
+    return nvml, nvml_replay
 
 
 def torch_facts() -> Optional[Dict[str, Any]]:
@@ -70,8 +69,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("record_nvml: pynvml is missing; pip install nvidia-ml-py", file=sys.stderr)
         return 2
 
-    gpu = load_gpu_module()
-    recording = gpu.record_nvml()
+    gpu, replay = load_modules()
+    recording = replay.record_nvml()
     today = datetime.date.today().isoformat()
     recording = {
         "provenance": f"recorded by tools/record_nvml.py on {today} ({platform.system()} {platform.machine()})",
@@ -80,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     # Self-check: replaying the recording must give what the probe gives live, or the fixture lies.
     live = gpu.probe_gpus()
-    replayed = gpu.probe_gpus(gpu.RecordedNvml(recording))
+    replayed = gpu.probe_gpus(replay.RecordedNvml(recording))
     recording["probe"] = live
     if replayed != live:
         print(

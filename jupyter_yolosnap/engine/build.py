@@ -284,7 +284,7 @@ def _wait_container_gone(client: Any, container: str) -> None:
 
 
 def _abandoned_dir() -> Path:
-    from ..wheelhouse import cache_dir  # here: wheelhouse imports this module
+    from ..bake.wheelhouse import cache_dir  # here: wheelhouse imports this module
 
     return cache_dir().parent / "abandoned-builds"
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..exceptions import EngineError
 
-LABEL_PREFIX = "org.jupyter-yolosnap"
 
 
 def explain(err: Exception, doing: str) -> EngineError:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import grammar
+from ..snapshot import grammar
 from ..exceptions import EngineError
-from ..probe_runner import _BOOT, PACKAGE_DIR
-from .client import LABEL_PREFIX, explain
+from ..capture.runner import _BOOT, PACKAGE_DIR
+from . import labels
+from .client import explain
 
 PROBE_MOUNT = "/opt/yolosnap-probe"
 
@@ -23,7 +24,7 @@ def capture_in_image(client: Any, image: str, python: str = "python3", timeout: 
         container = client.containers.create(
             image, [python, "-c", _BOOT, PROBE_MOUNT], network_mode="none", entrypoint=[],
             volumes={PACKAGE_DIR: {"bind": PROBE_MOUNT, "mode": "ro"}},
-            labels={f"{LABEL_PREFIX}.role": "probe"}, environment={"HOME": "/tmp"})
+            labels={labels.ROLE: "probe"}, environment={"HOME": "/tmp"})
         container.start()
         status = container.wait(timeout=timeout)
         out = _bounded(container.logs(stdout=True, stderr=False, stream=True), image)

@@ -13,19 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import api
-
-PREFIX = "yolosnap-"
-
-
-def kernel_name(name: str) -> str:
-    """``yolosnap-<name>``, lower-cased as Jupyter stores kernelspec names."""
-    return f"{PREFIX}{name}".lower()
-
-
-def display_name(name: str) -> str:
-    return f"{name} (snapshot container)"
-
+from ..snapshot.names import display_name, kernel_name
+from ..snapshot.store import open_store
 
 def _kernels_dir() -> Path:
     from jupyter_client.kernelspec import KernelSpecManager
@@ -48,7 +37,7 @@ def spec(name: str, project: str | os.PathLike, digest: str) -> dict:
 
 def install(name: str, project: str | os.PathLike | None = None, manifest: dict | None = None) -> str:
     """Install (or replace) the kernelspec of snapshot ``name``; returns its kernel name."""
-    store = api.open_store(project)
+    store = open_store(project)
     manifest = manifest or store.load(name)
     from jupyter_client.kernelspec import KernelSpecManager
 

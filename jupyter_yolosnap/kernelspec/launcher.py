@@ -22,11 +22,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .. import api
+from ..snapshot.store import open_store
 from ..engine.client import connect
 from ..events import Event
 from ..exceptions import YolosnapError
-from ..runtime import kernel_image, registry
+from ..bake import kernel_layer
+from ..runtime import registry
 from ..runtime.containers import ContainerSpec, create, driver_warning, make_scratch, remove_quietly
 from ..runtime.remote_kernel import BOOT
 
@@ -102,10 +103,10 @@ def _follow_logs(container: Any) -> None:
 def run(name: str, project: str | None, connection_file: str, gpus: str = "auto") -> int:
     """Start snapshot ``name``'s kernel container and stand in for it until it ends; returns its exit code."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt before the kernel runs has nothing to stop
-    manifest = api.load(name, project)
+    manifest = open_store(project).load(name)
     client = connect()
     registry.sweep(client)
-    made = kernel_image.ensure(client, manifest, _phase)
+    made = kernel_layer.ensure(client, manifest, _phase)
     warning = driver_warning(manifest, gpus)
     if warning:
         _say(warning)

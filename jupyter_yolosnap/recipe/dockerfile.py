@@ -9,7 +9,7 @@ import json
 import re
 import shlex
 
-from .. import grammar
+from ..snapshot import grammar
 from ..exceptions import UnsafeValue
 from .plan import BuildPlan, requirement
 

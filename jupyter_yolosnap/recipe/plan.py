@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from .. import grammar
+from ..snapshot import grammar
 from ..capture.packages import normalize_name
 from ..exceptions import UnsafeValue
 from .compat import is_heavy, torch_family_indexes

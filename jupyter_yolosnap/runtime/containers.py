@@ -14,16 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..engine.client import LABEL_PREFIX, explain
+from ..engine import labels
+from ..engine.client import explain
 from ..exceptions import EngineError
 from ..exceptions import RuntimeFailure
 
-ROLE = f"{LABEL_PREFIX}.role"
-SNAPSHOT = f"{LABEL_PREFIX}.snapshot"
-OWNER_PID = f"{LABEL_PREFIX}.owner-pid"
-OWNER_HOST = f"{LABEL_PREFIX}.owner-host"
-OWNER_START = f"{LABEL_PREFIX}.owner-start"
-SCRATCH = f"{LABEL_PREFIX}.scratch"  # a host folder of this container's own (kernel sockets), removed with it
+ROLE, SNAPSHOT, SCRATCH = labels.ROLE, labels.SNAPSHOT, labels.SCRATCH
+OWNER_PID, OWNER_HOST, OWNER_START = labels.OWNER_PID, labels.OWNER_HOST, labels.OWNER_START
 SCRATCH_PREFIX = "/tmp/ysk-"
 NETWORKS = ("none", "host")  # the engine runs without a bridge; never reach private ranges
 
@@ -94,7 +91,7 @@ def auto_gpus(gpus: str | int | None, client: Any,
     the engine cannot give: running on the CPU without a word would look like a very slow GPU."""
     if str("auto" if gpus is None else gpus).strip().lower() != "auto":
         return gpus, None
-    from ..readiness import engine_gpu_runtime
+    from ..gpu.readiness import engine_gpu_runtime
 
     if host_gpu is None:
         from ..gpu import probe_gpus
@@ -134,7 +131,7 @@ def driver_warning(manifest: dict, gpus: str | int | None, host_gpu: dict | None
     with a CUDA error far from the cause.
     """
     from ..gpu import driver_supports_cuda, probe_gpus
-    from ..readiness import snapshot_cuda
+    from ..gpu.readiness import snapshot_cuda
 
     cuda = snapshot_cuda(manifest)
     if cuda is None or str(gpus if gpus is not None else "auto").strip().lower() in ("none", "0", ""):

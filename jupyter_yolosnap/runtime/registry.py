@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import api, bake
+from ..snapshot.store import open_store
+from ..snapshot.names import image_tag
 from ..engine.client import connect, explain
 from ..events import Listener, ignore
 from ..exceptions import RuntimeFailure
-from . import kernel_image
-from .containers import (OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, gpu_plan, owner_alive, parse_env,
-                         parse_volumes, remove_quietly)
+from ..bake import kernel_layer
+from .containers import (OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, gpu_plan, owner_alive, parse_env, parse_volumes, remove_quietly)
 from .remote_kernel import RemoteKernel
 
 ROLES = ("kernel", "run", "tensorboard")
@@ -98,7 +98,7 @@ def get(name: str, project: str | os.PathLike | None = None, gpus: str | int | N
     asked = {"gpus": gpus, "env": env, "volumes": volumes}
     given = (None if gpus is None else str(gpus), tuple(sorted(parse_env(env).items())) if env else None,
              tuple(sorted(volumes)) if volumes else None)
-    store = api.open_store(project)
+    store = open_store(project)
     path = store.path_of(name)
     stamp = _stamp(path)
     key = (store.project, name)
@@ -118,7 +118,7 @@ def get(name: str, project: str | os.PathLike | None = None, gpus: str | int | N
             _kernels.pop(key, None)
             warm.kernel.shutdown()
             print(f"snapshot {name!r} was rebuilt ({warm.kernel.image.snapshot_image} -> "
-                  f"{bake.image_tag(manifest)}): its kernel was restarted in the new image, variables were reset",
+                  f"{image_tag(manifest)}): its kernel was restarted in the new image, variables were reset",
                   file=sys.stderr)
             asked = {k: v if v is not None else warm.asked[k] for k, v in asked.items()}
             given = tuple(new if new is not None else old for new, old in zip(given, warm.options))
@@ -156,7 +156,7 @@ def _rebuilt(warm: _Warm, store: Any, name: str, stamp: tuple[int, ...]) -> dict
         manifest, tag = None, warm.pending[1]
     else:
         manifest = store.load(name)
-        tag = bake.image_tag(manifest)
+        tag = image_tag(manifest)
         if tag == warm.kernel.image.snapshot_image:
             warm.stamp, warm.pending = stamp, None
             return None
@@ -194,7 +194,7 @@ def _start(name: str, manifest: dict, cwd: str, listener: Listener, gpus: str | 
         if not _state["atexit"]:
             atexit.register(stop)
             _state["atexit"] = True
-        image = kernel_image.ensure(client, manifest, listener)
+        image = kernel_layer.ensure(client, manifest, listener)
         gpus, warning = gpu_plan(manifest, gpus, client)
         if warning:
             print(warning, file=sys.stderr)

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 from ..engine.client import explain
 from .containers import ContainerSpec, create, exit_reason, last_log_line, make_scratch, remove_quietly
 from ..exceptions import KernelDied, RemoteError, RuntimeFailure, VariableError
-from .kernel_image import KernelImage
+from ..bake.kernel_layer import KernelImage
 
 # argv: python -c BOOT <folder to append to sys.path, or ''> -f <connection file> ...
 BOOT = (

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from .. import api
+from ..snapshot.store import open_store
 from ..engine.client import connect, explain
 from ..exceptions import RunTerminated, RuntimeFailure, YolosnapError
 from . import metrics, tensorboard as tensorboard_sidecar
 from .containers import ContainerSpec, create, gpu_plan, parse_env, parse_volumes, remove_quietly
-from .kernel_image import verified_image
+from ..bake.kernel_layer import verified_image
 
 LOG_FOLDER = ".yolosnap-runs"
 STOP_GRACE_S = 10
@@ -63,7 +63,7 @@ def run_script(name: str, argv: list[str], project: str | os.PathLike | None = N
         raise RuntimeFailure("nothing to run; give a command after --, e.g. %snapshot run NAME -- python train.py")
     cwd = cwd or os.getcwd()
     out, err = stdout or sys.stdout, stderr or sys.stderr
-    manifest = api.load(name, project)
+    manifest = open_store(project).load(name)
     client = connect()
     try:
         image = verified_image(client, manifest)

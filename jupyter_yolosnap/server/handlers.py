@@ -16,11 +16,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .. import api, kernelspec, render
+from .. import service, kernelspec
+from ..frontends import render
 from ..engine.client import connect
-from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure,
-                          SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
-from ..store import Store, validate_name
+from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure, SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
+from ..snapshot.store import Store, validate_name
 from . import SETTINGS_JOBS, project
 from .images import VERIFIED, ImageIndex, ImageState
 from .jobs import BuildJobs, idle_view
@@ -108,7 +108,7 @@ class YolosnapHandler(APIHandler):
 
 def summary(manifest: dict, image: ImageState) -> dict:
     """One snapshot as the panel lists it."""
-    facts = api.summarize(manifest)
+    facts = service.summarize(manifest)
     torch = ((manifest.get("cuda") or {}).get("torch") or {})
     gpus = (manifest.get("gpu") or {}).get("gpus") or []
     return {"name": facts.name, "saved": facts.created, "python": facts.python, "torch": facts.torch,
@@ -157,7 +157,7 @@ class SnapshotsHandler(YolosnapHandler):
         body = self.json_body()
         name = validate_name(body.get("name"))
         python = await kernel_python(self.kernel_manager, body.get("kernel_id"))
-        await self.blocking(api.save, name, python, store.project)
+        await self.blocking(service.save, name, python, store.project)
         body = await self.blocking(_one, store, self.jobs, name)
         body.pop("manifest", None)
         self.reply(body, 201)
@@ -190,7 +190,7 @@ class DiffHandler(YolosnapHandler):
         store = self.store()
         store.path_of(validate_name(name))  # 404 before bothering the kernel
         python = await kernel_python(self.kernel_manager, self.get_query_argument("kernel_id", None))
-        result = await self.blocking(api.diff, name, None, python, store.project)
+        result = await self.blocking(service.diff, name, None, python, store.project)
         self.reply({"identical": result.identical, "diff": result.to_dict(), "text": str(render.render_diff(result))})
 
 
@@ -235,7 +235,7 @@ class BuildHandler(YolosnapHandler):
 
 def _restore(store: Store, name: str) -> dict:
     """Kernel image first (tens of seconds the first time), then the kernelspec that starts it."""
-    from ..runtime import kernel_image
+    from ..bake import kernel_layer as kernel_image
 
     manifest = store.load(name)
     client = connect()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import bake
+from ..snapshot.names import image_tag
 from ..engine.client import connect, explain
 from ..exceptions import EngineError
 
@@ -49,7 +49,7 @@ class ImageIndex:
         return cls(tags)
 
     def state(self, manifest: dict, building: bool = False) -> ImageState:
-        tag = bake.image_tag(manifest)
+        tag = image_tag(manifest)
         if building:
             return ImageState(BUILDING, tag)
         if tag in self.tags:

@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 
 from tornado.web import HTTPError
 
-from .. import api
-from ..store import STORE_DIR, Store
+from ..snapshot.store import open_store
+from ..snapshot.store import STORE_DIR, Store
 
 
 def folder_of(root_dir: str, path: str | None) -> Path:
@@ -39,7 +39,7 @@ def store_for(root_dir: str, path: str | None) -> Store:
     root = Path(root_dir).expanduser().resolve()
     for candidate in (folder, *folder.parents):
         if (candidate / STORE_DIR).is_dir():
-            return api.open_store(candidate)
+            return open_store(candidate)
         if candidate == root:
             break
-    return api.open_store(folder)
+    return open_store(folder)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -16,21 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, manifest as manifest_io
-from .api import open_store
+from .. import __version__
+from ..snapshot import manifest as manifest_io
 from .check import CheckResult, check_image
-from .engine.build import build_image
-from .engine.client import LABEL_PREFIX, connect, explain
-from .engine.probe import capture_in_image
-from .events import Event, Listener, ignore
-from .exceptions import DriftFound, EngineError, RecipeError, SnapshotNotFound
+from ..engine.build import build_image
+from ..engine import labels as label_keys
+from ..engine.client import connect, explain
+from ..engine.probe import capture_in_image
+from ..events import Event, Listener, ignore
+from ..exceptions import DriftFound, EngineError, RecipeError, SnapshotNotFound
 from . import local_sources, wheelhouse
-from .recipe import compat, dockerfile, plan as planning
-from .store import Store, refuse_link, write_atomic
+from ..recipe import compat, dockerfile, plan as planning
+from ..snapshot.names import image_repository, image_tag
+from ..snapshot.store import Store, open_store, refuse_link, write_atomic
 
-LABELS = {"snapshot": f"{LABEL_PREFIX}.snapshot", "digest": f"{LABEL_PREFIX}.digest",
-          "base": f"{LABEL_PREFIX}.base", "strategy": f"{LABEL_PREFIX}.strategy",
-          "accepted": f"{LABEL_PREFIX}.accepted"}
+LABELS = {"snapshot": label_keys.SNAPSHOT, "digest": label_keys.DIGEST, "base": label_keys.BASE,
+          "strategy": label_keys.STRATEGY, "accepted": label_keys.ACCEPTED}
 INSTALLERS = ("same", "pypi")
 
 
@@ -43,17 +43,6 @@ class BuildResult:
     seconds: float
     dockerfile: Path
     check: CheckResult | None
-
-
-def image_repository(name: str) -> str:
-    """``yolosnap/<name>`` in the characters Docker allows in repository names (lower case, single separators)."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower())
-    slug = re.sub(r"[._-]{2,}", "-", slug).strip("._-") or "snapshot"
-    return f"yolosnap/{slug}"
-
-
-def image_tag(manifest: dict) -> str:
-    return f"{image_repository(manifest['name'])}:{manifest['digest'].split(':')[1][:12]}"
 
 
 def _base_facts(client: Any, base: str, listener: Listener) -> dict:

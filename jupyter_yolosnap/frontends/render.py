@@ -8,9 +8,9 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
-from .api import Saved, SnapshotSummary
-from .manifest import warnings
-from .diff import INFORMATIONAL, SECTIONS, ManifestDiff
+from ..service import Saved, SnapshotSummary
+from ..snapshot.manifest import warnings
+from ..snapshot.diff import INFORMATIONAL, SECTIONS, ManifestDiff
 
 
 class Message:

@@ -11,9 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .exceptions import CaptureError
+from ..exceptions import CaptureError
 
-PACKAGE_DIR = str(Path(__file__).resolve().parent)
+PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)  # holds capture/, the package put on sys.path
 _BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
          "from capture.__main__ import main; sys.exit(main(sys.argv[1:]))")
 MIN_PYTHON = (3, 9)
@@ -38,7 +38,7 @@ def run_probe(python: str | None = None, project_dir: str | None = None, cache_f
     ``bin/python`` is a symlink to its base, yet sees other packages.
     """
     if python is None:
-        from .capture import capture_environment
+        from . import capture_environment
 
         return capture_environment(project_dir, cache_file)
     exe = resolve_python(python)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import grammar
-from .exceptions import ManifestError
+from ..exceptions import ManifestError
 
 SCHEMA_VERSION = 1
 #: Fields outside the digest: they name or date a capture, they are not the environment.

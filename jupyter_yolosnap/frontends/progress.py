@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .events import Event
+from ..events import Event
 
 LOG_LINES = 400
 

@@ -10,10 +10,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .exceptions import RemoteError, VariableError, YolosnapError
+from ..exceptions import RemoteError, VariableError, YolosnapError
 from .progress import LazyProgress
-from .runtime import registry
-from .runtime.remote_kernel import PartialPull, check_identifier
+from ..runtime import registry
+from ..runtime.remote_kernel import PartialPull, check_identifier
 
 __all__ = ["RuntimeMagics"]
 

@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, NoReturn, Sequence
 
-from . import __version__
-from .exceptions import UsageFailure, YolosnapError
+from .. import __version__
+from ..exceptions import UsageFailure, YolosnapError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,41 +132,42 @@ class Outcome:
 
 def execute(args: argparse.Namespace) -> Outcome:
     """Run one parsed command through :mod:`jupyter_yolosnap.api`."""
-    from . import api, render
-    from .manifest import dumps, warnings
+    from .. import service
+    from . import render
+    from ..snapshot.manifest import dumps, warnings
 
     if args.command == "save":
-        saved = api.save(args.name, args.python, args.project)
+        saved = service.save(args.name, args.python, args.project)
         return Outcome(render.render_saved(saved), data=saved)
     if args.command == "list":
-        summaries = api.list_snapshots(args.project)
-        return Outcome(render.render_list(summaries, api.open_store(args.project).project), data=summaries)
+        summaries = service.list_snapshots(args.project)
+        return Outcome(render.render_list(summaries, service.open_store(args.project).project), data=summaries)
     if args.command == "show":
-        data = api.load(args.name, args.project)
+        data = service.load(args.name, args.project)
         return Outcome(dumps(data).rstrip("\n") if args.json else render.render_manifest(data), data=data)
     if args.command == "history":
-        revisions = api.history(args.name, args.project)
+        revisions = service.history(args.name, args.project)
         return Outcome(render.render_history(revisions, args.name), data=revisions)
     if args.command == "diff":
         if args.b is not None and args.python:
             raise YolosnapError("give either a second snapshot or --python, not both")
-        result = api.diff(args.a, args.b, args.python, args.project)
+        result = service.diff(args.a, args.b, args.python, args.project)
         shown = json.dumps(result.to_dict(), indent=2) if args.json else render.render_diff(result)
         return Outcome(shown, 0 if result.identical else 1, result)
     if args.command == "build":
-        from . import bake
+        from .. import bake
 
         result = bake.build(args.name, args.project, args.strategy, args.base, args.registry_mirror, args.ca_bundle,
                             args.incremental, listener=getattr(args, "listener", None) or _terminal(args),
                             host_builds=args.host_builds, trust_remote_sources=args.trust_remote_sources,
                             installers=args.installers)
-        shown = render.render_built(result, _readiness(api.load(args.name, args.project)))
+        shown = render.render_built(result, _readiness(service.load(args.name, args.project)))
         return Outcome(shown, data=result, last_line=result.image)
     if args.command == "check":
-        from . import bake
+        from .. import bake
 
         result = bake.check(args.name, args.project)
-        loaded = api.load(args.name, args.project)
+        loaded = service.load(args.name, args.project)
         shown = json.dumps(result.diff.to_dict() | {"clean": result.clean}, indent=2) if args.json else \
             render.render_check(result, _readiness(loaded), warnings(loaded))
         return Outcome(shown, 0 if result.clean else 1, result)
@@ -179,14 +180,15 @@ def execute(args: argparse.Namespace) -> Outcome:
 
 def _runtime(args: argparse.Namespace) -> Outcome:
     """``run``, ``ps`` and ``stop``: containers of snapshot images (:mod:`jupyter_yolosnap.runtime`)."""
-    from . import render, runtime
+    from . import render
+    from .. import runtime
 
     if args.command == "run":
         done = runtime.run_script(args.name, args.argv, args.project, gpus=args.gpus, env=args.env,
                                   volumes=args.volume, network=args.network, tensorboard=args.tensorboard)
         table = png = png_path = None
         if done.metrics is not None:
-            from .runtime import metrics
+            from ..runtime import metrics
 
             table = metrics.read(done.metrics)
             png = metrics.plot_png(table) if table is not None else None
@@ -204,17 +206,18 @@ def _runtime(args: argparse.Namespace) -> Outcome:
 
 def _restore(args: argparse.Namespace) -> Outcome:
     """Install (or ``--remove``) the kernelspec whose kernel runs in the snapshot's container."""
-    from . import api, kernelspec, render
+    from .. import service, kernelspec
+    from . import render
 
     if args.remove:
-        removed = kernelspec.remove(args.name, api.open_store(args.project).project)
+        removed = kernelspec.remove(args.name, service.open_store(args.project).project)
         return Outcome(render.Message(f"Removed kernel {kernelspec.kernel_name(args.name)}" if removed else
                                       f"No kernel {kernelspec.kernel_name(args.name)} of this project to remove"))
-    from .engine.client import connect
-    from .runtime import kernel_image
+    from ..engine.client import connect
+    from ..bake import kernel_layer
 
-    manifest = api.load(args.name, args.project)
-    made = kernel_image.ensure(connect(), manifest, getattr(args, "listener", None) or _terminal(args))
+    manifest = service.load(args.name, args.project)
+    made = kernel_layer.ensure(connect(), manifest, getattr(args, "listener", None) or _terminal(args))
     name = kernelspec.install(manifest["name"], args.project, manifest)
     rows = [("kernel", name), ("shown as", kernelspec.display_name(manifest["name"])), ("image", made.image)]
     return Outcome(render.Message(f"Snapshot {manifest['name']!r} is a kernel now: pick "
@@ -223,15 +226,15 @@ def _restore(args: argparse.Namespace) -> Outcome:
 
 
 def _terminal(args: argparse.Namespace):
-    from .events import TerminalProgress
+    from ..events import TerminalProgress
 
     return TerminalProgress(verbose=getattr(args, "verbose", False))
 
 
 def _readiness(manifest: dict) -> list[str]:
     """GPU readiness lines for a snapshot on this host and engine."""
-    from .engine.client import connect
-    from .gpu import probe_gpus
-    from .readiness import engine_gpu_runtime, gpu_readiness
+    from ..engine.client import connect
+    from ..gpu import probe_gpus
+    from ..gpu.readiness import engine_gpu_runtime, gpu_readiness
 
     return gpu_readiness(manifest, probe_gpus(), engine_gpu_runtime(connect()))

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
-from .diff import INSTALLED_BY, Change, ManifestDiff, diff_manifests
-from .engine.probe import capture_in_image
-from .gpu import probe_gpus
-from .manifest import build_manifest
+from .. import __version__
+from ..snapshot.diff import INSTALLED_BY, Change, ManifestDiff, diff_manifests
+from ..engine.probe import capture_in_image
+from ..gpu import probe_gpus
+from ..snapshot.manifest import build_manifest
 
 
 def installer_swap(change: Change) -> bool:

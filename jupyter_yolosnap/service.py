@@ -9,12 +9,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, manifest
-from .diff import ManifestDiff, diff_manifests
+from . import __version__
+from .snapshot import manifest
+from .snapshot.diff import ManifestDiff, diff_manifests
 from .exceptions import YolosnapError
 from .gpu import probe_gpus
-from .probe_runner import run_probe
-from .store import Store, split_reference, validate_name
+from .capture.runner import run_probe
+from .snapshot.names import split_reference, validate_name
+from .snapshot.store import Store, open_store
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,6 @@ class SnapshotSummary:
     revisions: int
     digest: str
     error: str | None = None  # the manifest cannot be read: this line says why, the other fields are empty
-
-
-def open_store(project: str | os.PathLike | None = None) -> Store:
-    """``--project DIR`` if given (must exist), else the nearest ancestor with ``.yolosnap/``, else cwd."""
-    return Store(project, explicit=project is not None)
 
 
 def capture(name: str = "live", python: str | None = None, project: str | os.PathLike | None = None) -> dict:

@@ -19,34 +19,13 @@ from pathlib import Path
 from typing import Iterator
 
 from . import manifest as manifest_io
-from .exceptions import InvalidName, SnapshotNotFound, StoreError
+from ..exceptions import InvalidName, SnapshotNotFound, StoreError
+from .names import is_valid_name, split_reference, validate_name
 
 STORE_DIR = ".yolosnap"
 MANIFEST_FILE = "snapshot.json"
 HISTORY_DIR = "history"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _STORE_GITIGNORE = "# written by jupyter_yolosnap: lock and temp files are not part of a snapshot\n.lock-*\n*.tmp\n"
-
-
-def validate_name(name: str) -> str:
-    """Accept names that are one safe folder name everywhere: letters, digits, ``.``, ``_``, ``-``."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
-        raise InvalidName(
-            f"invalid snapshot name {name!r}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit, no '/' or '..' (e.g. yolo-v5-base)")
-    return name
-
-
-def split_reference(ref: str) -> tuple[str, int | None]:
-    """``name`` or ``name@N`` (N = revision number from ``history``)."""
-    name, sep, rev = ref.partition("@")
-    validate_name(name)
-    if not sep:
-        return name, None
-    if not rev.isdigit() or int(rev) < 1:
-        raise InvalidName(f"invalid revision in {ref!r}: use NAME@N with N a revision number from "
-                          f"'yolosnap history {name}'")
-    return name, int(rev)
 
 
 def find_project(start: str | os.PathLike | None = None) -> Path:
@@ -56,6 +35,11 @@ def find_project(start: str | os.PathLike | None = None) -> Path:
         if (candidate / STORE_DIR).is_dir():
             return candidate
     return here
+
+
+def open_store(project: str | os.PathLike | None = None) -> "Store":
+    """``--project DIR`` if given (must exist), else the nearest ancestor with ``.yolosnap/``, else cwd."""
+    return Store(project, explicit=project is not None)
 
 
 @dataclass(frozen=True)
@@ -97,7 +81,7 @@ class Store:
             return []
         refuse_link(self.root)
         return sorted(p.name for p in self.root.iterdir()
-                      if NAME_PATTERN.fullmatch(p.name) and ".." not in p.name and not p.is_symlink()
+                      if is_valid_name(p.name) and not p.is_symlink()
                       and (p / MANIFEST_FILE).is_file())
 
     def revisions(self, name: str) -> list[Revision]:

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, bake, wheelhouse
+from .. import __version__
+from ..snapshot.names import image_tag
+from . import wheelhouse
 from ..engine.build import build_image
-from ..engine.client import LABEL_PREFIX
+from ..engine import labels
 from ..events import Event, Listener, ignore
 from ..exceptions import RecipeError
 from ..recipe.dockerfile import label_line
 from ..exceptions import RuntimeFailure
 
 KERNEL_PATH = "/opt/yolosnap/kernel"
-KERNEL_LABEL = f"{LABEL_PREFIX}.kernel-path"
+KERNEL_LABEL = labels.KERNEL_PATH
 PIP_ENV = "PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore"
 
 
@@ -42,7 +44,7 @@ class KernelImage:
 
 def verified_image(client: Any, manifest: dict) -> str:
     """The verified tag of the manifest, or a hint to build it."""
-    tag = bake.image_tag(manifest)
+    tag = image_tag(manifest)
     try:
         client.images.get(tag)
     except Exception:
@@ -56,7 +58,7 @@ def has_ipykernel(manifest: dict) -> bool:
 
 
 def kernel_tag(manifest: dict) -> str:
-    return f"{bake.image_tag(manifest)}-kernel"
+    return f"{image_tag(manifest)}-kernel"
 
 
 def ensure(client: Any, manifest: dict, listener: Listener = ignore) -> KernelImage:
@@ -82,9 +84,9 @@ def ensure(client: Any, manifest: dict, listener: Listener = ignore) -> KernelIm
         context = Path(tmp, "context")
         context.mkdir()
         with wheelhouse.serve(served) as url:
-            labels = {f"{LABEL_PREFIX}.snapshot": manifest["name"], f"{LABEL_PREFIX}.digest": manifest["digest"],
-                      KERNEL_LABEL: KERNEL_PATH, f"{LABEL_PREFIX}.version": __version__}
-            (context / "Dockerfile").write_text(dockerfile(base, url, labels))
+            layer_labels = {labels.SNAPSHOT: manifest["name"], labels.DIGEST: manifest["digest"],
+                            KERNEL_LABEL: KERNEL_PATH, labels.VERSION: __version__}
+            (context / "Dockerfile").write_text(dockerfile(base, url, layer_labels))
             image_id = build_image(client, str(context), network_mode="host", listener=listener)
     repository, version = tag.split(":")
     client.images.get(image_id).tag(repository, version)

@@ -29,11 +29,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from . import grammar
-from .engine.build import stop_requested
-from .events import Event, Listener, ignore
-from .exceptions import BuildCancelled, RecipeError, YolosnapError
-from .recipe.dockerfile import UV_VERSION, WHEEL_SERVER, local_path
+from ..snapshot import grammar
+from ..engine.build import stop_requested
+from ..events import Event, Listener, ignore
+from ..exceptions import BuildCancelled, RecipeError, YolosnapError
+from ..recipe.dockerfile import UV_VERSION, WHEEL_SERVER, local_path
 
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
 #: What common backends ask for on top of ``requires`` when building an *editable* install (PEP 660's

@@ -11,7 +11,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
 from .commands import build_parser, execute, parse
-from .exceptions import UsageFailure, YolosnapError
+from ..exceptions import UsageFailure, YolosnapError
 
 _HELP = build_parser(prog="%snapshot").format_help()
 

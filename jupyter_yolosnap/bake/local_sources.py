@@ -16,9 +16,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import grammar
-from .capture import sources
-from .exceptions import RecipeError
+from ..snapshot import grammar
+from ..capture import sources
+from ..exceptions import RecipeError
 
 PROJECT_FILES = ("pyproject.toml", "setup.py")
 ARCHIVES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".tar.xz", ".tar")

@@ -8,7 +8,7 @@ import sys
 from typing import Sequence
 
 from .commands import execute, parse
-from .exceptions import YolosnapError
+from ..exceptions import YolosnapError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

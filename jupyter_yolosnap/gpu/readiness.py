@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .gpu import driver_supports_cuda
+from .driver import driver_supports_cuda
 
 
 def snapshot_cuda(manifest: dict) -> str | None:
