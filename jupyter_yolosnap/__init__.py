@@ -12,10 +12,8 @@ __all__ = ["__version__", "load_ipython_extension"]
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own type
     """Register ``%snapshot`` and ``%%in_env`` (imported here so the CLI never pays for IPython)."""
     from .frontends.magics import SnapshotMagics
-    from .frontends.in_env import RuntimeMagics
 
     ipython.register_magics(SnapshotMagics)
-    ipython.register_magics(RuntimeMagics)
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

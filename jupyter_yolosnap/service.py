@@ -1,22 +1,33 @@
-"""The core operations every front door calls: capture, save, list, show, diff.
+"""The verbs, one function each, that every front door calls: the CLI and ``%snapshot`` (through
+:mod:`.frontends.commands`), ``%%in_env`` (:mod:`.frontends.in_env`), and the REST API (:mod:`.server.handlers`).
 
-Magics, CLI and (later) the REST handlers are thin wrappers over these functions, so a behaviour fixed here
-is fixed everywhere.
+save, list, show (``load``), history, diff, build, check, readiness, run, kernel (the warm kernel of
+``%%in_env``), ps, stop, restore, unrestore, delete. A behaviour fixed here is fixed for every door; doors only
+parse and present. Each verb imports its stage when called, so a command that reads a manifest never pays for
+docker-py, IPython or tornado.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence, Union
 
 from . import __version__
-from .snapshot import manifest
-from .snapshot.diff import ManifestDiff, diff_manifests
+from .events import Listener, ignore
 from .exceptions import YolosnapError
 from .gpu import probe_gpus
-from .capture.runner import run_probe
-from .snapshot.names import split_reference, validate_name
+from .snapshot import manifest
+from .snapshot.diff import ManifestDiff, diff_manifests
+from .snapshot.names import display_name, kernel_name, split_reference, validate_name
 from .snapshot.store import Store, open_store
+
+Project = Union[str, "os.PathLike[str]", None]
+
+#: The options users set once (``%config SnapshotMagics.gpus = "none"``, or a CLI flag each time).
+DEFAULT_GPUS = "auto"
+DEFAULT_NETWORK = "none"
+DEFAULT_STRATEGY = "wheelhouse"
 
 
 @dataclass(frozen=True)
@@ -44,15 +55,71 @@ class SnapshotSummary:
     error: str | None = None  # the manifest cannot be read: this line says why, the other fields are empty
 
 
-def capture(name: str = "live", python: str | None = None, project: str | os.PathLike | None = None) -> dict:
+@dataclass(frozen=True)
+class BuildOptions:
+    """How ``build`` bakes a snapshot (the CLI's ``build`` flags; the panel sends strategy and base)."""
+
+    strategy: str = DEFAULT_STRATEGY
+    base: str | None = None
+    registry_mirror: str | None = None
+    ca_bundle: str | None = None
+    incremental: bool = True
+    host_builds: bool = False
+    trust_remote_sources: bool = False
+    installers: str = "same"
+    nocache: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a container of a snapshot starts: ``run``'s, ``%%in_env``'s and a restored kernel's options."""
+
+    gpus: str | int | None = DEFAULT_GPUS
+    env: Sequence[str] = ()
+    volumes: Sequence[str] = ()
+    network: str = DEFAULT_NETWORK
+    tensorboard: str | None = None
+
+
+@dataclass
+class RunResult:
+    """A finished ``run``: the script's run, its metrics table and the plot drawn from it (where it was saved)."""
+
+    run: Any  # runtime.script.ScriptRun
+    table: Any = None  # runtime.metrics.MetricsTable
+    png: bytes | None = None
+    png_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Restored:
+    kernel_name: str
+    display_name: str
+    image: str
+
+
+@dataclass(frozen=True)
+class Deleted:
+    name: str
+    revisions: int
+    kernelspec: bool
+    images: tuple[str, ...] = field(default=())  # left on the engine: ``docker image rm`` removes them
+
+
+# ------------------------------------------------------------------------------------------------ snapshot
+
+
+def capture(name: str = "live", python: str | None = None, project: Project = None) -> dict:
     """A manifest of ``python``'s environment (default: this interpreter) plus this host's GPUs."""
+    from .capture.runner import run_probe
+
     validate_name(name)
     store = open_store(project)
     captured = run_probe(python, project_dir=str(store.project))
     return manifest.build_manifest(name, captured, probe_gpus(), __version__)
 
 
-def save(name: str, python: str | None = None, project: str | os.PathLike | None = None) -> Saved:
+def save(name: str, python: str | None = None, project: Project = None) -> Saved:
     """Capture and store under ``name``; the previous revision, if different, moves to history."""
     validate_name(name)
     store = open_store(project)
@@ -61,7 +128,7 @@ def save(name: str, python: str | None = None, project: str | os.PathLike | None
     return Saved(path, new, previous)
 
 
-def load(ref: str, project: str | os.PathLike | None = None) -> dict:
+def load(ref: str, project: Project = None) -> dict:
     """The manifest stored as ``name`` or ``name@N``."""
     return open_store(project).load(ref)
 
@@ -80,8 +147,8 @@ def summarize(data: dict, revisions: int = 1) -> SnapshotSummary:
         gpu=gpu, packages=len(data.get("packages", [])), revisions=revisions, digest=data["digest"])
 
 
-def list_snapshots(project: str | os.PathLike | None = None) -> list[SnapshotSummary]:
-    """Every snapshot in the project, by name."""
+def list_snapshots(project: Project = None) -> list[SnapshotSummary]:
+    """Every snapshot in the project, by name; an unreadable manifest is a line saying why."""
     store = open_store(project)
     return [_summary_or_problem(store, name) for name in store.names()]
 
@@ -95,7 +162,7 @@ def _summary_or_problem(store: Store, name: str) -> SnapshotSummary:
         return SnapshotSummary(name, "", "", None, None, None, 0, len(store.revisions(name)), "", error=str(err))
 
 
-def history(name: str, project: str | os.PathLike | None = None) -> list[SnapshotSummary]:
+def history(name: str, project: Project = None) -> list[SnapshotSummary]:
     """Every revision of one snapshot, oldest first (``name@1`` is the first)."""
     store = open_store(project)
     name, _ = split_reference(name)
@@ -104,15 +171,130 @@ def history(name: str, project: str | os.PathLike | None = None) -> list[Snapsho
     return [summarize(store.load(f"{name}@{r.number}"), r.number) for r in revisions]
 
 
-def diff(ref: str, other: str | None = None, python: str | None = None,
-         project: str | os.PathLike | None = None) -> ManifestDiff:
+def diff(ref: str, other: str | None = None, python: str | None = None, project: Project = None) -> ManifestDiff:
     """``ref`` against ``other`` (a stored snapshot) or, without one, against a live interpreter."""
     store = open_store(project)
     old = store.load(ref)
     if other is not None:
-        new = store.load(other)
-        label = other
+        if python is not None:
+            raise YolosnapError("give either a second snapshot or --python, not both")
+        new, label = store.load(other), other
     else:
-        new = capture("live", python, store.project)
-        label = python or "this kernel"
+        new, label = capture("live", python, store.project), python or "this kernel"
     return diff_manifests(old, new, old_label=ref, new_label=label)
+
+
+def delete(name: str, project: Project = None) -> Deleted:
+    """Remove snapshot ``name`` (every revision) and its restored kernel; its images stay on the engine."""
+    from . import kernelspec
+
+    store = open_store(project)
+    validate_name(name)
+    revisions = len(store.revisions(name))
+    store.delete(name)
+    removed = kernelspec.remove(name, store.project)
+    return Deleted(name, revisions, removed)
+
+
+# ------------------------------------------------------------------------------------------------ bake
+
+
+def build(name: str, project: Project = None, options: BuildOptions = BuildOptions(),
+          listener: Listener = ignore) -> Any:
+    """Bake snapshot ``name`` into a verified image (:func:`jupyter_yolosnap.bake.build`)."""
+    from . import bake
+
+    return bake.build(name, project, options.strategy, options.base, options.registry_mirror, options.ca_bundle,
+                      options.incremental, listener=listener, nocache=options.nocache,
+                      host_builds=options.host_builds, trust_remote_sources=options.trust_remote_sources,
+                      installers=options.installers)
+
+
+def check(name: str, project: Project = None) -> Any:
+    """Capture inside snapshot ``name``'s verified image and diff it against the manifest."""
+    from . import bake
+
+    return bake.check(name, project)
+
+
+def readiness(data: dict) -> list[str]:
+    """Whether ``data``'s CUDA work can use this host's GPUs through this engine, as lines to show."""
+    from .engine.client import connect
+    from .gpu.readiness import engine_gpu_runtime, gpu_readiness
+
+    return gpu_readiness(data, probe_gpus(), engine_gpu_runtime(connect()))
+
+
+# ------------------------------------------------------------------------------------------------ runtime
+
+
+def run(name: str, argv: Sequence[str], project: Project = None, options: RunOptions = RunOptions()) -> RunResult:
+    """Run ``argv`` in a fresh container of snapshot ``name``; its metrics table plotted beside its log."""
+    from .runtime import metrics, script
+
+    done = script.run_script(name, list(argv), project, gpus=options.gpus, env=list(options.env),
+                             volumes=list(options.volumes), network=options.network,
+                             tensorboard=options.tensorboard)
+    result = RunResult(done)
+    if done.metrics is not None:
+        result.table = metrics.read(done.metrics)
+        result.png = metrics.plot_png(result.table) if result.table is not None else None
+        if result.png is not None:
+            result.png_path = done.log.with_suffix(".png")
+            result.png_path.write_bytes(result.png)
+    return result
+
+
+def kernel(name: str, project: Project = None, options: RunOptions = RunOptions(), listener: Listener = ignore) -> Any:
+    """The warm kernel of snapshot ``name`` that ``%%in_env`` cells run in, started on first use."""
+    from .runtime import registry
+
+    return registry.get(name, project, gpus=options.gpus, env=list(options.env) or None,
+                        volumes=list(options.volumes) or None, listener=listener)
+
+
+def ps() -> list:
+    """Every snapshot container on the engine: warm kernels, runs, TensorBoards."""
+    from .runtime import registry
+
+    return registry.ps()
+
+
+def stop(name: str | None = None, everyone: bool = False) -> list:
+    """End this process's kernels of ``name`` (every snapshot's when None) and containers whose owner is gone;
+    ``everyone``: also other live owners'."""
+    from .runtime import registry
+
+    if name is not None:
+        validate_name(name)
+    return registry.end(name, everyone)
+
+
+def restore(name: str, project: Project = None, listener: Listener = ignore) -> Restored:
+    """Make snapshot ``name`` a Jupyter kernel that runs in its verified image (the kernel layer made once)."""
+    from . import kernelspec
+    from .bake import kernel_layer
+    from .engine.client import connect
+
+    store = open_store(project)
+    data = store.load(name)
+    client = connect()
+    try:
+        made = kernel_layer.ensure(client, data, listener)
+    finally:
+        client.close()
+    installed = kernelspec.install(data["name"], store.project, data)
+    return Restored(installed, display_name(data["name"]), made.image)
+
+
+def unrestore(name: str, project: Project = None) -> bool:
+    """Remove snapshot ``name``'s kernel (only this project's); whether there was one."""
+    from . import kernelspec
+
+    validate_name(name)
+    return kernelspec.remove(name, open_store(project).project)
+
+
+__all__ = ["BuildOptions", "Deleted", "Restored", "RunOptions", "RunResult", "Saved", "SnapshotSummary", "build",
+           "capture", "check", "delete", "diff", "display_name", "history", "kernel", "kernel_name", "list_snapshots",
+           "load", "open_store", "ps", "readiness", "restore", "run", "save", "stop", "summarize", "unrestore"]

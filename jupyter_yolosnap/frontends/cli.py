@@ -8,11 +8,17 @@ import sys
 from typing import Sequence
 
 from .commands import execute, parse
-from ..exceptions import YolosnapError
+from ..exceptions import UsageFailure, YolosnapError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv, raising=True)
+    except UsageFailure as err:  # one line, as every other error (--help and --version printed and exit 0)
+        if err.status == 0:
+            return 0
+        print(str(err), file=sys.stderr)
+        return 2
     try:
         outcome = execute(args)
     except YolosnapError as err:

@@ -1,6 +1,9 @@
-"""One parser and one dispatcher for ``yolosnap`` and ``%snapshot``, so the two never disagree.
+"""One parser for every verb and option, and one dispatcher, for ``yolosnap``, ``%snapshot`` and ``%%in_env``,
+so the doors never disagree.
 
-``execute`` returns what to show and the exit code; the CLI prints it, the magic displays it.
+``execute`` calls :mod:`jupyter_yolosnap.service` and returns what to show and the exit code; the CLI prints it,
+the magic displays it. Options a user sets once (GPUs, network, strategy, project) are None here until
+:func:`fill_defaults` gives them the user's setting or the default.
 """
 from __future__ import annotations
 
@@ -23,6 +26,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageFailure((message or "").strip(), status=status)
 
 
+def _project(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--project", metavar="DIR", default=None, help="project folder (default: nearest ancestor "
+                     "with .yolosnap/, else the current folder)")
+
+
+def _container_options(sub: argparse.ArgumentParser) -> None:
+    """The options of a container of a snapshot, the same for ``run`` and ``%%in_env`` (defaults: None, filled
+    from the user's settings by :func:`fill_defaults`)."""
+    sub.add_argument("--gpus", default=None, help="all, a count (2), device=0,1, none, or auto (default: GPUs "
+                     "when this host has a driver and the engine a GPU runtime)")
+    sub.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VAL]",
+                     help="an environment variable (repeatable; KEY alone passes this process's value)")
+    sub.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]",
+                     help="an extra folder to mount (repeatable); the working directory is always mounted")
+
+
 def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.ArgumentParser:
     """The subcommands; ``raising=True`` makes argparse raise ``UsageFailure`` instead of exiting."""
     cls = _Parser if raising else argparse.ArgumentParser
@@ -33,8 +52,7 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--project", metavar="DIR", help="project folder (default: nearest ancestor with "
-                         ".yolosnap/, else the current folder)")
+        _project(sub)
         return sub
 
     save = command("save", "capture an interpreter's environment as snapshot NAME")
@@ -53,12 +71,15 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     diff.add_argument("--python", metavar="EXE", help="interpreter to compare with when B is not given "
                       "(default: this one)")
     diff.add_argument("--json", action="store_true", help="print the differences as JSON")
+    delete = command("delete", "delete snapshot NAME (every revision) and its restored kernel; its images stay "
+                               "on the engine (docker image rm removes them)")
+    delete.add_argument("name")
     build = command("build", "build snapshot NAME into a Docker image and verify it (check runs at the end)")
     build.add_argument("name")
-    build.add_argument("--strategy", choices=("wheelhouse", "pinned"), default="wheelhouse",
-                       help="wheelhouse: wheels collected on this host with its pip settings, no index access "
-                            "inside the build (air-gapped sites); pinned: exact pins installed from the indexes "
-                            "inside the build")
+    build.add_argument("--strategy", choices=("wheelhouse", "pinned"), default=None,
+                       help="wheelhouse (default): wheels collected on this host with its pip settings, no index "
+                            "access inside the build (air-gapped sites); pinned: exact pins installed from the "
+                            "indexes inside the build")
     build.add_argument("--base", metavar="IMAGE", help="base image (default: python:<snapshot's X.Y.Z>-slim-<debian>)")
     build.add_argument("--registry-mirror", metavar="PREFIX", help="pull the default base through this registry")
     build.add_argument("--ca-bundle", metavar="FILE", help="CA certificates for index access in --strategy pinned "
@@ -82,13 +103,8 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     run = command("run", "run a command in a fresh container of snapshot NAME's image: live output, a log file "
                          "in .yolosnap-runs/, the command's exit code as the result")
     run.add_argument("name")
-    run.add_argument("--gpus", default="auto", help="all, a count (2), device=0,1, none, or auto (default: GPUs "
-                     "when this host has a driver and the engine a GPU runtime)")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VAL]",
-                     help="an environment variable (repeatable; KEY alone passes this process's value)")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]",
-                     help="an extra folder to mount (repeatable); the working directory is always mounted")
-    run.add_argument("--network", choices=("none", "host"), default="none",
+    _container_options(run)
+    run.add_argument("--network", choices=("none", "host"), default=None,
                      help="none (default) or host, for a script that must download (datasets, weights)")
     run.add_argument("--tensorboard", metavar="DIR", help="serve TensorBoard on DIR while the run lasts")
     run.epilog = "The command comes after --:  run NAME [options] -- python train.py --epochs 3"
@@ -103,6 +119,37 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     stop.add_argument("--all", dest="everyone", action="store_true",
                       help="also end containers of other notebooks and runs that are still alive")
     return parser
+
+
+def in_env_parser() -> argparse.ArgumentParser:
+    """``%%in_env NAME [options]``: the same container options as ``run``, plus the variables to move."""
+    parser = _Parser(prog="%%in_env", description="Run this cell inside snapshot NAME's image, in a warm kernel "
+                     "kept per snapshot; its output, displays and errors appear here.")
+    parser.add_argument("name", help="the snapshot to run in (built with %%snapshot build NAME)")
+    _project(parser)
+    _container_options(parser)
+    parser.add_argument("--push", default="", help="comma-separated notebook variables to send in before the cell")
+    parser.add_argument("--pull", default="", help="comma-separated variables to bring back after the cell (plain "
+                        "data only: containers, scalars, numpy arrays)")
+    parser.add_argument("--pull-trusted", action="store_true", help="unpickle pulled variables of any class: only "
+                        "for a snapshot you trust, its pickles can run code here")
+    return parser
+
+
+def fill_defaults(args: argparse.Namespace, gpus: str | None = None, network: str | None = None,
+                  strategy: str | None = None, project: str | None = None) -> argparse.Namespace:
+    """Options the command line left out take the user's settings (the magics' traitlets), else the defaults."""
+    from .. import service
+
+    if getattr(args, "project", None) is None:
+        args.project = project or None
+    if hasattr(args, "gpus") and args.gpus is None:
+        args.gpus = gpus or service.DEFAULT_GPUS
+    if hasattr(args, "network") and args.network is None:
+        args.network = network or service.DEFAULT_NETWORK
+    if hasattr(args, "strategy") and args.strategy is None:
+        args.strategy = strategy or service.DEFAULT_STRATEGY
+    return args
 
 
 def parse(argv: Sequence[str], prog: str = "yolosnap", raising: bool = False) -> argparse.Namespace:
@@ -131,110 +178,77 @@ class Outcome:
 
 
 def execute(args: argparse.Namespace) -> Outcome:
-    """Run one parsed command through :mod:`jupyter_yolosnap.api`."""
+    """Run one parsed command through :mod:`jupyter_yolosnap.service`; what to show comes from :mod:`.render`."""
     from .. import service
     from . import render
-    from ..snapshot.manifest import dumps, warnings
 
-    if args.command == "save":
+    fill_defaults(args)
+    verb = args.command
+    if verb == "save":
         saved = service.save(args.name, args.python, args.project)
         return Outcome(render.render_saved(saved), data=saved)
-    if args.command == "list":
+    if verb == "list":
         summaries = service.list_snapshots(args.project)
         return Outcome(render.render_list(summaries, service.open_store(args.project).project), data=summaries)
-    if args.command == "show":
+    if verb == "show":
         data = service.load(args.name, args.project)
-        return Outcome(dumps(data).rstrip("\n") if args.json else render.render_manifest(data), data=data)
-    if args.command == "history":
+        return Outcome(json_text(data) if args.json else render.render_manifest(data), data=data)
+    if verb == "history":
         revisions = service.history(args.name, args.project)
         return Outcome(render.render_history(revisions, args.name), data=revisions)
-    if args.command == "diff":
-        if args.b is not None and args.python:
-            raise YolosnapError("give either a second snapshot or --python, not both")
+    if verb == "diff":
         result = service.diff(args.a, args.b, args.python, args.project)
         shown = json.dumps(result.to_dict(), indent=2) if args.json else render.render_diff(result)
         return Outcome(shown, 0 if result.identical else 1, result)
-    if args.command == "build":
-        from .. import bake
-
-        result = bake.build(args.name, args.project, args.strategy, args.base, args.registry_mirror, args.ca_bundle,
-                            args.incremental, listener=getattr(args, "listener", None) or _terminal(args),
-                            host_builds=args.host_builds, trust_remote_sources=args.trust_remote_sources,
-                            installers=args.installers)
-        shown = render.render_built(result, _readiness(service.load(args.name, args.project)))
+    if verb == "delete":
+        deleted = service.delete(args.name, args.project)
+        return Outcome(render.render_deleted(deleted), data=deleted)
+    if verb == "build":
+        options = service.BuildOptions(args.strategy, args.base, args.registry_mirror, args.ca_bundle,
+                                       args.incremental, args.host_builds, args.trust_remote_sources, args.installers)
+        result = service.build(args.name, args.project, options, _listener(args))
+        shown = render.render_built(result, service.readiness(service.load(args.name, args.project)))
         return Outcome(shown, data=result, last_line=result.image)
-    if args.command == "check":
-        from .. import bake
-
-        result = bake.check(args.name, args.project)
+    if verb == "check":
+        result = service.check(args.name, args.project)
         loaded = service.load(args.name, args.project)
         shown = json.dumps(result.diff.to_dict() | {"clean": result.clean}, indent=2) if args.json else \
-            render.render_check(result, _readiness(loaded), warnings(loaded))
+            render.render_check(result, service.readiness(loaded), render.manifest_warnings(loaded))
         return Outcome(shown, 0 if result.clean else 1, result)
-    if args.command in ("run", "ps", "stop"):
-        return _runtime(args)
-    if args.command == "restore":
-        return _restore(args)
-    raise YolosnapError(f"unknown command {args.command!r}")
-
-
-def _runtime(args: argparse.Namespace) -> Outcome:
-    """``run``, ``ps`` and ``stop``: containers of snapshot images (:mod:`jupyter_yolosnap.runtime`)."""
-    from . import render
-    from .. import runtime
-
-    if args.command == "run":
-        done = runtime.run_script(args.name, args.argv, args.project, gpus=args.gpus, env=args.env,
-                                  volumes=args.volume, network=args.network, tensorboard=args.tensorboard)
-        table = png = png_path = None
-        if done.metrics is not None:
-            from ..runtime import metrics
-
-            table = metrics.read(done.metrics)
-            png = metrics.plot_png(table) if table is not None else None
-            if png is not None:
-                png_path = done.log.with_suffix(".png")
-                png_path.write_bytes(png)
-        return Outcome(render.render_run(done, table, png, png_path), done.exit_code, done)
-    if args.command == "ps":
-        rows = runtime.ps()
+    if verb == "run":
+        options = service.RunOptions(args.gpus, tuple(args.env), tuple(args.volume), args.network, args.tensorboard)
+        done = service.run(args.name, args.argv, args.project, options)
+        return Outcome(render.render_run(done.run, done.table, done.png, done.png_path), done.run.exit_code,
+                       done.run)
+    if verb == "ps":
+        rows = service.ps()
         shown = json.dumps([row.__dict__ for row in rows], indent=2) if args.json else render.render_ps(rows)
         return Outcome(shown, data=rows)
-    removed = runtime.end(args.name, args.everyone)
-    return Outcome(render.render_stopped(removed, args.name, runtime.ps()), data=removed)
+    if verb == "stop":
+        removed = service.stop(args.name, args.everyone)
+        return Outcome(render.render_stopped(removed, args.name, service.ps()), data=removed)
+    if verb == "restore":
+        if args.remove:
+            removed = service.unrestore(args.name, args.project)
+            return Outcome(render.render_unrestored(args.name, removed), data=removed)
+        restored = service.restore(args.name, args.project, _listener(args))
+        return Outcome(render.render_restored(args.name, restored), data=restored.kernel_name,
+                       last_line=restored.kernel_name)
+    raise YolosnapError(f"unknown command {verb!r}")
 
 
-def _restore(args: argparse.Namespace) -> Outcome:
-    """Install (or ``--remove``) the kernelspec whose kernel runs in the snapshot's container."""
-    from .. import service, kernelspec
-    from . import render
+def json_text(data: dict) -> str:
+    """A manifest as the file holds it."""
+    from ..snapshot.manifest import dumps
 
-    if args.remove:
-        removed = kernelspec.remove(args.name, service.open_store(args.project).project)
-        return Outcome(render.Message(f"Removed kernel {kernelspec.kernel_name(args.name)}" if removed else
-                                      f"No kernel {kernelspec.kernel_name(args.name)} of this project to remove"))
-    from ..engine.client import connect
-    from ..bake import kernel_layer
-
-    manifest = service.load(args.name, args.project)
-    made = kernel_layer.ensure(connect(), manifest, getattr(args, "listener", None) or _terminal(args))
-    name = kernelspec.install(manifest["name"], args.project, manifest)
-    rows = [("kernel", name), ("shown as", kernelspec.display_name(manifest["name"])), ("image", made.image)]
-    return Outcome(render.Message(f"Snapshot {manifest['name']!r} is a kernel now: pick "
-                                  f"'{kernelspec.display_name(manifest['name'])}' in the kernel picker", ("", ""),
-                                  rows), data=name, last_line=name)
+    return dumps(data).rstrip("\n")
 
 
-def _terminal(args: argparse.Namespace):
+def _listener(args: argparse.Namespace):
+    """The progress display the door gave (``args.listener``: a notebook bar), else the terminal's."""
+    given = getattr(args, "listener", None)
+    if given is not None:
+        return given
     from ..events import TerminalProgress
 
     return TerminalProgress(verbose=getattr(args, "verbose", False))
-
-
-def _readiness(manifest: dict) -> list[str]:
-    """GPU readiness lines for a snapshot on this host and engine."""
-    from ..engine.client import connect
-    from ..gpu import probe_gpus
-    from ..gpu.readiness import engine_gpu_runtime, gpu_readiness
-
-    return gpu_readiness(manifest, probe_gpus(), engine_gpu_runtime(connect()))

@@ -9,7 +9,7 @@ import html
 from typing import Sequence
 
 from ..service import Saved, SnapshotSummary
-from ..snapshot.manifest import warnings
+from ..snapshot.manifest import warnings as manifest_warnings
 from ..snapshot.diff import INFORMATIONAL, SECTIONS, ManifestDiff
 
 
@@ -60,7 +60,7 @@ def render_saved(saved: Saved) -> Message:
             ("torch", torch.get("version") or "-"), ("cuda / cudnn", f"{torch.get('cuda') or '-'} / "
                                                                      f"{torch.get('cudnn') or '-'}"),
             ("gpu", _gpu(m)), ("digest", m["digest"][:19]), ("file", saved.path)]
-    rows += [("warning", line) for line in warnings(m)]
+    rows += [("warning", line) for line in manifest_warnings(m)]
     return Message(f"Saved snapshot {m['name']!r} ({note})", ("", ""), rows)
 
 
@@ -108,7 +108,7 @@ def render_manifest(m: dict) -> Message:
         ("saved", m.get("created")), ("digest", m["digest"]),
         ("installers", _installer_counts(m["packages"])),
     ]
-    rows += [("warning", line) for line in warnings(m)]
+    rows += [("warning", line) for line in manifest_warnings(m)]
     pkg_rows = [(p["name"], p["version"], p["source"], p.get("installer") or "-", p.get("url") or "")
                 for p in m["packages"]]
     summary = Message(f"Snapshot {m['name']!r}", ("", ""), rows)
@@ -228,3 +228,24 @@ def render_stopped(removed, name: str | None, remaining) -> Message:
     what = f"snapshot {name!r}" if name else "any snapshot"
     title = f"Stopped {len(removed)} container(s) of {what}" if removed else f"Nothing of {what} to stop"
     return Message(title, ("container", "snapshot", "role"), [(r.id, r.snapshot, r.role) for r in removed], footer)
+
+
+def render_deleted(deleted) -> Message:  # deleted: service.Deleted
+    from ..snapshot.names import image_repository
+
+    kernel = "; its kernel was removed" if deleted.kernelspec else ""
+    return Message(f"Deleted snapshot {deleted.name!r} ({deleted.revisions} revision(s)){kernel}", ("", ""),
+                   [("images", f"left on the engine: docker image ls {image_repository(deleted.name)}")])
+
+
+def render_restored(name: str, restored) -> Message:  # restored: service.Restored
+    return Message(f"Snapshot {name!r} is a kernel now: pick '{restored.display_name}' in the kernel picker",
+                   ("", ""), [("kernel", restored.kernel_name), ("shown as", restored.display_name),
+                              ("image", restored.image)])
+
+
+def render_unrestored(name: str, removed: bool) -> Message:
+    from ..snapshot.names import kernel_name
+
+    return Message(f"Removed kernel {kernel_name(name)}" if removed else
+                   f"No kernel {kernel_name(name)} of this project to remove")

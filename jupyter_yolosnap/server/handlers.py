@@ -16,11 +16,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .. import service, kernelspec
+from .. import service
 from ..frontends import render
-from ..engine.client import connect
 from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure, SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
-from ..snapshot.store import Store, validate_name
+from ..snapshot.names import kernel_name, validate_name
+from ..snapshot.store import Store
 from . import SETTINGS_JOBS, project
 from .images import VERIFIED, ImageIndex, ImageState
 from .jobs import BuildJobs, idle_view
@@ -113,7 +113,7 @@ def summary(manifest: dict, image: ImageState) -> dict:
     gpus = (manifest.get("gpu") or {}).get("gpus") or []
     return {"name": facts.name, "saved": facts.created, "python": facts.python, "torch": facts.torch,
             "cuda": torch.get("cuda") or None, "gpu": gpus[0].get("name") if gpus else None, "digest": facts.digest,
-            "image": image.to_dict(), "kernel_name": kernelspec.kernel_name(facts.name)}
+            "image": image.to_dict(), "kernel_name": kernel_name(facts.name)}
 
 
 def _list(store: Store, jobs: BuildJobs, log: Any) -> dict:
@@ -175,8 +175,7 @@ class SnapshotHandler(YolosnapHandler):
     async def delete(self, name: str) -> None:
         """Images built from the snapshot are left on the engine (``docker image rm`` removes them)."""
         store = self.idle_store(name, "delete it")
-        await self.blocking(store.delete, name)
-        kernelspec.remove(name, store.project)
+        await self.blocking(service.delete, name, store.project)
         self.jobs.forget(name, store.project)
         self.set_status(204)
         self.finish()
@@ -235,20 +234,12 @@ class BuildHandler(YolosnapHandler):
 
 def _restore(store: Store, name: str) -> dict:
     """Kernel image first (tens of seconds the first time), then the kernelspec that starts it."""
-    from ..bake import kernel_layer as kernel_image
-
     manifest = store.load(name)
-    client = connect()
-    try:
-        if ImageIndex.read(client).state(manifest).state != VERIFIED:
-            raise RuntimeFailure(f"snapshot {manifest['name']!r} has no verified image for its current manifest; "
-                                 f"build it first (Build in the yolosnap panel, or: yolosnap build "
-                                 f"{manifest['name']})")
-        made = kernel_image.ensure(client, manifest)
-    finally:
-        client.close()
-    kernel = kernelspec.install(manifest["name"], store.project, manifest)
-    return {"kernel_name": kernel, "display_name": kernelspec.display_name(manifest["name"]), "image": made.image}
+    if ImageIndex.read().state(manifest).state != VERIFIED:
+        raise RuntimeFailure(f"snapshot {manifest['name']!r} has no verified image for its current manifest; "
+                             f"build it first (Build in the yolosnap panel, or: yolosnap build {manifest['name']})")
+    restored = service.restore(name, store.project)
+    return {"kernel_name": restored.kernel_name, "display_name": restored.display_name, "image": restored.image}
 
 
 class RestoreHandler(YolosnapHandler):

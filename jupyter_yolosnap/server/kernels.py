@@ -12,9 +12,11 @@ from typing import Any
 
 from tornado.web import HTTPError
 
+from ..snapshot.names import KERNEL_PREFIX
+
 ASK_TIMEOUT_S = 10.0
 EXPRESSION = "__import__('sys').executable"
-CONTAINER_KERNEL_PREFIX = "yolosnap-"
+CONTAINER_KERNEL_PREFIX = KERNEL_PREFIX
 
 
 async def kernel_python(kernel_manager: Any, kernel_id: str | None, timeout: float = ASK_TIMEOUT_S) -> str:
