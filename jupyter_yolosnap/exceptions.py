@@ -121,3 +121,27 @@ class RunTerminated(SystemExit):
         where = f" in snapshot {self.snapshot!r}" if self.snapshot else ""
         return (f"the run{where} was stopped by {signal.Signals(self.signum).name}; its container was removed "
                 f"(exit code {self.code})")
+
+
+class KubernetesError(YolosnapError):
+    """A Kubernetes cluster could not be used: no kubeconfig, unreachable, or the API server refused (401/403/404/409).
+
+    The line never holds a token or any other secret of the kubeconfig.
+    """
+
+
+class KubernetesUsageError(UsageFailure):
+    """An option or argument that cannot go into a Kubernetes job (``--gpus abc``, a ``-v`` with ``..``, a tag-only
+    image); nothing was rendered or sent."""
+
+
+class NoVerifiedImage(RuntimeFailure):
+    """Snapshot ``name``'s current manifest has no verified image on the engine (never built, or a tag whose
+    digest label names another manifest). A ``RuntimeFailure``: the server answers 409, as for other runs that
+    must wait for a build."""
+
+    def __init__(self, name: str, tag: str):
+        super().__init__(f"snapshot {name!r} has no image verified for its current manifest ({tag}); build it "
+                         f"first: %snapshot build {name} (in a terminal: yolosnap build {name})")
+        self.name = name
+        self.tag = tag

@@ -1,0 +1,1 @@
+"""Sharing: archives, registries and Kubernetes jobs."""
