@@ -295,6 +295,56 @@ def unrestore(name: str, project: Project = None) -> bool:
     return kernelspec.remove(name, open_store(project).project)
 
 
-__all__ = ["BuildOptions", "Deleted", "Restored", "RunOptions", "RunResult", "Saved", "SnapshotSummary", "build",
+# ------------------------------------------------------------------------------------------------ share
+
+
+@dataclass(frozen=True)
+class K8sOptions:
+    """Where and how a Kubernetes job of a snapshot runs (``yolosnap k8s``)."""
+
+    image: str | None = None  # REPO@sha256:... as pushed; the snapshot's image must be in a registry
+    gpus: str | int | None = None
+    volumes: Sequence[str] = ()
+    env: Sequence[str] = ()
+    nodes: int = 1
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def k8s_job(name: str, argv: Sequence[str], project: Project = None, options: K8sOptions = K8sOptions()) -> Any:
+    """The Kubernetes Job (``--nodes N``: a Kubeflow PyTorchJob) that runs ``argv`` in snapshot ``name``'s image."""
+    from .share import k8s
+
+    if not options.image:
+        raise k8s.KubernetesUsageError(f"a cluster pulls the image from a registry: push snapshot {name!r} and pass "
+                                       "--image REGISTRY/REPO@sha256:DIGEST")
+    data = open_store(project).load(name)
+    return k8s.render_job(data, options.image, list(argv), gpus=options.gpus, volumes=list(options.volumes),
+                          env=list(options.env), nodes=options.nodes, namespace=options.namespace)
+
+
+def k8s_apply(job: Any, options: K8sOptions = K8sOptions()) -> Any:
+    """Submit a rendered job with the user's kubeconfig."""
+    from .share import k8s
+
+    return k8s.apply(job, options.kubeconfig, options.context)
+
+
+def k8s_status(name: str, options: K8sOptions = K8sOptions()) -> Any:
+    """The state of snapshot ``name``'s job on the cluster."""
+    from .share import k8s
+
+    return k8s.status(k8s.job_name(validate_name(name)), options.namespace, options.kubeconfig, options.context)
+
+
+def k8s_logs(name: str, options: K8sOptions = K8sOptions()) -> str:
+    """The logs of snapshot ``name``'s job's pods."""
+    from .share import k8s
+
+    return k8s.logs(k8s.job_name(validate_name(name)), options.namespace, options.kubeconfig, options.context)
+
+
+__all__ = ["K8sOptions", "k8s_apply", "k8s_job", "k8s_logs", "k8s_status", "BuildOptions", "Deleted", "Restored", "RunOptions", "RunResult", "Saved", "SnapshotSummary", "build",
            "capture", "check", "delete", "diff", "display_name", "history", "kernel", "kernel_name", "list_snapshots",
            "load", "open_store", "ps", "readiness", "restore", "run", "save", "stop", "summarize", "unrestore"]

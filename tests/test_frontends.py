@@ -116,8 +116,8 @@ def test_in_env_usage_errors_are_one_line(shell, line):
 def test_every_verb_of_the_parser_is_a_service_function():
     verbs = set(commands.build_parser()._subparsers._group_actions[0].choices)
     assert verbs == {"save", "list", "show", "history", "diff", "delete", "build", "check", "run", "restore", "ps",
-                     "stop"}
-    named = {"list": "list_snapshots", "show": "load"}
+                     "stop", "k8s"}
+    named = {"list": "list_snapshots", "show": "load", "k8s": "k8s_job"}
     for verb in verbs:
         assert callable(getattr(service, named.get(verb, verb))), verb
 
@@ -154,3 +154,33 @@ def test_cli_reading_a_manifest_starts_fast(project):
     seconds, heavy = done.stdout.splitlines()[-2:]
     assert heavy == "[]", heavy
     assert float(seconds) < 0.5
+
+
+DIGEST_IMAGE = "registry.internal.ai/yolo-train@sha256:" + "9c" * 32
+
+
+def test_k8s_prints_the_job_of_a_snapshot(project):
+    import yaml
+
+    assert yolosnap("save", "base", cwd=project).returncode == 0
+    done = yolosnap("k8s", "base", "--image", DIGEST_IMAGE, "--gpus", "2", "-v", "/mnt/coco:/workspace/data/coco",
+                    "--", "python", "train.py", "--img", "640", cwd=project)
+    assert done.returncode == 0, done.stderr
+    job = yaml.safe_load(done.stdout)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert job["kind"] == "Job" and container["image"] == DIGEST_IMAGE
+    assert container["args"] == ["python", "train.py", "--img", "640"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--gpus", "all"], "--gpus"),
+    (["--image", "registry/x:latest"], "push"),
+    ([], "--image"),
+    (["-v", "../etc:/data"], "-v"),
+])
+def test_k8s_bad_options_are_one_line(project, args, says):
+    assert yolosnap("save", "base", cwd=project).returncode == 0
+    image = [] if any(a == "--image" for a in args) or not args else ["--image", DIGEST_IMAGE]
+    done = yolosnap("k8s", "base", *image, *args, "--", "python", "train.py", cwd=project)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr

@@ -118,6 +118,23 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     stop.add_argument("name", nargs="?", help="only this snapshot's (default: every snapshot's)")
     stop.add_argument("--all", dest="everyone", action="store_true",
                       help="also end containers of other notebooks and runs that are still alive")
+    k8s = command("k8s", "print the Kubernetes Job that runs the command in snapshot NAME's pushed image (by digest), "
+                         "with nvidia.com/gpu limits; --apply submits it with your kubeconfig")
+    k8s.add_argument("name")
+    k8s.add_argument("--image", metavar="REPO@sha256:DIGEST", help="the snapshot's image as pushed to a registry")
+    k8s.add_argument("--gpus", default=None, help="GPUs per pod: a count (requests and limits of nvidia.com/gpu)")
+    k8s.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL", help="an environment variable")
+    k8s.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]",
+                     help="a node folder to mount (hostPath), or pvc:CLAIM:CONTAINER[:ro]; repeatable")
+    k8s.add_argument("--nodes", type=int, default=1, help="more than 1: a Kubeflow PyTorchJob run with torchrun")
+    k8s.add_argument("--namespace", default=None)
+    k8s.add_argument("--kubeconfig", metavar="FILE", default=None)
+    k8s.add_argument("--context", default=None)
+    what = k8s.add_mutually_exclusive_group()
+    what.add_argument("--apply", action="store_true", help="submit the job")
+    what.add_argument("--status", action="store_true", help="show the job's state instead")
+    what.add_argument("--logs", action="store_true", help="print the job's pod logs instead")
+    k8s.epilog = "The command comes after --:  k8s NAME --image R@sha256:D --gpus 2 -- python train.py --epochs 3"
     return parser
 
 
@@ -143,7 +160,7 @@ def fill_defaults(args: argparse.Namespace, gpus: str | None = None, network: st
 
     if getattr(args, "project", None) is None:
         args.project = project or None
-    if hasattr(args, "gpus") and args.gpus is None:
+    if hasattr(args, "gpus") and args.gpus is None and getattr(args, "command", None) != "k8s":  # pods: a count
         args.gpus = gpus or service.DEFAULT_GPUS
     if hasattr(args, "network") and args.network is None:
         args.network = network or service.DEFAULT_NETWORK
@@ -158,11 +175,12 @@ def parse(argv: Sequence[str], prog: str = "yolosnap", raising: bool = False) ->
     parser = build_parser(prog, raising)
     head, tail = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, None)
     args, extra = parser.parse_known_args(head)
-    if args.command == "run" and (extra or not tail):
-        parser.error(f"run needs the command after --, e.g.: run {args.name} -- python train.py")
-    if extra or (tail is not None and args.command != "run"):
+    takes_command = args.command == "run" or (args.command == "k8s" and not (args.status or args.logs))
+    if takes_command and (extra or not tail):
+        parser.error(f"{args.command} needs the command after --, e.g.: {args.command} {args.name} -- python train.py")
+    if extra or (tail is not None and not takes_command):
         parser.error("unrecognized arguments: " + " ".join(extra + (["--", *tail] if tail is not None else [])))
-    if args.command == "run":
+    if takes_command:
         args.argv = tail
     return args
 
@@ -234,6 +252,21 @@ def execute(args: argparse.Namespace) -> Outcome:
         restored = service.restore(args.name, args.project, _listener(args))
         return Outcome(render.render_restored(args.name, restored), data=restored.kernel_name,
                        last_line=restored.kernel_name)
+    if verb == "k8s":
+        options = service.K8sOptions(args.image, args.gpus, tuple(args.volume), tuple(args.env), args.nodes,
+                                     args.namespace, args.kubeconfig, args.context)
+        if args.status:
+            state = service.k8s_status(args.name, options)
+            return Outcome(state.line(), data=state)
+        if args.logs:
+            return Outcome(service.k8s_logs(args.name, options).rstrip("\n"))
+        from ..share.k8s import to_yaml
+
+        job = service.k8s_job(args.name, args.argv, args.project, options)
+        if not args.apply:
+            return Outcome(to_yaml(job).rstrip("\n"), data=job)
+        submitted = service.k8s_apply(job, options)
+        return Outcome(render.render_submitted(submitted), data=submitted)
     raise YolosnapError(f"unknown command {verb!r}")
 
 

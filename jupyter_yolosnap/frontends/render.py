@@ -249,3 +249,8 @@ def render_unrestored(name: str, removed: bool) -> Message:
 
     return Message(f"Removed kernel {kernel_name(name)}" if removed else
                    f"No kernel {kernel_name(name)} of this project to remove")
+
+
+def render_submitted(submitted) -> Message:  # submitted: share.k8s.Submitted
+    return Message(f"Submitted {submitted.kind} {submitted.name} in namespace {submitted.namespace}", ("", ""),
+                   [("uid", submitted.uid), ("follow", "yolosnap k8s SNAPSHOT --status (or --logs)")])
