@@ -407,7 +407,11 @@ def test_cli_restore_installs_a_kernelspec(snapshot, tmp_path):
     kernel = done.stdout.strip().splitlines()[-1]
     assert kernel == f"yolosnap-{snapshot['name']}"
     spec = json.loads((tmp_path / "jupyter-data" / "kernels" / kernel / "kernel.json").read_text())
-    assert spec["argv"][1:4] == ["-m", "jupyter_yolosnap.kernelspec", snapshot["name"]]
+    provisioner = spec["metadata"]["kernel_provisioner"]
+    assert provisioner["provisioner_name"] == "yolosnap-docker-provisioner"
+    assert provisioner["config"]["snapshot"] == snapshot["name"]
+    assert provisioner["config"]["project"] == str(snapshot["project"])
+    assert spec["argv"][1:4] == ["-m", "jupyter_yolosnap.kernelspec", snapshot["name"]]  # the refusal
     assert spec["interrupt_mode"] == "signal"
     gone = subprocess.run([*cli, "restore", snapshot["name"], "--project", str(snapshot["project"]), "--remove"],
                           capture_output=True, text=True, env=env)

@@ -273,9 +273,13 @@ def test_kernelspec_install_and_remove(site, jp_environ, jp_data_dir):
     name = kernelspec.install(site["name"], site["project"])
     folder = Path(jp_data_dir) / "kernels" / name
     spec = json.loads((folder / "kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "yolosnap-docker-provisioner"
+    digest = service.load(site["name"], site["project"])["digest"]
+    assert kernelspec.provisioner_config(spec) == {"snapshot": site["name"], "project": str(site["project"]),
+                                                   "digest": digest}
+    # argv is only what a client without provisioner support runs: the refusal (tests/test_provisioner.py)
     assert spec["argv"][1:5] == ["-m", "jupyter_yolosnap.kernelspec", site["name"], "--project"]
     assert spec["argv"][-2:] == ["-f", "{connection_file}"] and spec["interrupt_mode"] == "signal"
-    assert spec["metadata"]["yolosnap"]["project"] == str(site["project"])
     assert not kernelspec.remove(site["name"], site["root"])  # another project's kernelspec stays
     assert kernelspec.remove(site["name"], site["project"]) and not folder.exists()
 
@@ -321,14 +325,15 @@ def test_build_restore_run_in_container_and_delete(call, sleep, site, engine, ba
         assert _interrupted(call, jp_serverapp, kernel["id"], jp_asyncio_loop)
         running = engine.containers.list(filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
         assert len(running) == 1 and running[0].attrs["HostConfig"]["NetworkMode"] == "host"
+        provisioner = jp_serverapp.kernel_manager.get_kernel(kernel["id"]).provisioner
+        assert type(provisioner).__name__ == "SnapshotProvisioner"  # the server drives the container itself
+        assert provisioner.container_id == running[0].id
     finally:
         call("DELETE", "api", "kernels", kernel["id"], status=204, timeout=60)
     left = engine.containers.list(all=True, filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
     for container in left:
         container.remove(force=True)
     assert not left, "kernel containers left behind: " + ", ".join(c.short_id for c in left)
-
-    _launcher_stops_on_sigterm(engine, name, project, jp_data_dir)
 
     # the manifest changes after the build: the image is now an older one
     store = service.open_store(project)
@@ -371,7 +376,7 @@ def _interrupted(call, serverapp, kernel_id: str, loop) -> bool:
     client = serverapp.kernel_manager.get_kernel(kernel_id).client()
     client.start_channels()
     try:
-        msg_id = client.execute("import time; time.sleep(60)")
+        msg_id = client.execute("import time; time.sleep(60)", stop_on_error=False)  # "1 + 1" is not aborted
         loop.run_until_complete(asyncio.sleep(1.0))
         started = time.monotonic()
         call("POST", "api", "kernels", kernel_id, "interrupt", status=204)
@@ -382,34 +387,3 @@ def _interrupted(call, serverapp, kernel_id: str, loop) -> bool:
         return again["content"]["status"] == "ok"
     finally:
         client.stop_channels()
-
-
-def _launcher_stops_on_sigterm(engine, name: str, project: Path, workdir: str) -> None:
-    """The launcher on its own, as jupyter_client runs it: SIGTERM removes the container and ends the process."""
-    import signal
-    import subprocess
-    import sys
-
-    from jupyter_client.connect import write_connection_file
-
-    from jupyter_yolosnap.runtime.containers import OWNER_PID
-
-    connection, _ = write_connection_file(str(Path(workdir) / "kernel-sigterm.json"), ip="127.0.0.1")
-    launcher = subprocess.Popen([sys.executable, "-m", "jupyter_yolosnap.kernelspec", name, "--project", str(project),
-                                 "-f", connection], cwd=project, stderr=subprocess.PIPE, text=True)
-    mine = {"label": [f"{OWNER_PID}={launcher.pid}", f"{ROLE}=kernel"]}
-    try:
-        deadline = time.monotonic() + 60
-        while not engine.containers.list(filters=mine) and time.monotonic() < deadline:
-            assert launcher.poll() is None, launcher.stderr.read()
-            time.sleep(0.2)
-        assert engine.containers.list(filters=mine), "the launcher started no container"
-        launcher.send_signal(signal.SIGTERM)
-        assert launcher.wait(timeout=30) == 128 + signal.SIGTERM
-        assert not engine.containers.list(all=True, filters=mine)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-            launcher.wait()
-        for container in engine.containers.list(all=True, filters=mine):
-            container.remove(force=True)

@@ -24,7 +24,7 @@ from .containers import ContainerSpec, create, exit_reason, last_log_line, make_
 from ..exceptions import KernelDied, RemoteError, RuntimeFailure, VariableError
 from ..bake.kernel_layer import KernelImage
 
-# argv: python -c BOOT <folder to append to sys.path, or ''> -f <connection file> ...
+# argv: python -c BOOT <folder to append to sys.path, or ''> -f <connection file> ...  (see kernel_command)
 BOOT = (
     "import sys\n"
     "if sys.path and sys.path[0] in ('', '.'): del sys.path[0]\n"  # as ipykernel_launcher: IPython adds cwd later
@@ -33,6 +33,19 @@ BOOT = (
     "from ipykernel.kernelapp import launch_new_instance\n"
     "launch_new_instance()\n"
 )
+
+
+def kernel_command(kernel_path: str | None, connection_file: str) -> list[str]:
+    """The command line of an IPython kernel in a snapshot's container, the one place it is built.
+
+    ``kernel_path`` is the kernel layer's folder (``KernelImage.kernel_path``: appended to ``sys.path``; None when
+    the snapshot has its own ipykernel); ``connection_file`` is the path the container sees. Used by ``%%in_env``'s
+    warm kernels (:class:`RemoteKernel`) and by restored kernels (the kernelspec's provisioner). History stays in
+    memory: the container's home is a throwaway ``/tmp``.
+    """
+    return ["python", "-c", BOOT, kernel_path or "", "-f", connection_file, "--HistoryManager.hist_file=:memory:"]
+
+
 START_TIMEOUT = 60.0
 ALIVE_CHECK_S = 1.0
 PICKLE_PROTOCOL = 4  # every Python >= 3.9 reads it, whichever side is newer
@@ -66,8 +79,7 @@ class RemoteKernel:
                                                   ip=os.path.join(self.folder, "k"),
                                                   key=secrets.token_hex(32).encode())
             self._share_with_container_user(connection)
-            command = ["python", "-c", BOOT, self.image.kernel_path or "", "-f", connection,
-                       "--HistoryManager.hist_file=:memory:"]
+            command = kernel_command(self.image.kernel_path, connection)
             self.spec.extra_mounts = {self.folder: {"bind": self.folder, "mode": "rw"}}
             self.spec.scratch = self.folder  # a sweep after a crash removes it with the container
             self.container = create(self.client, self.image.image, command, self.spec)
@@ -399,4 +411,5 @@ def _publish(content: dict, update: bool = False) -> None:
     publish_display_data(data, **kwargs)
 
 
-__all__ = ["RemoteKernel", "RemoteError", "KernelDied", "VariableError", "RuntimeFailure", "forward_message"]
+__all__ = ["RemoteKernel", "kernel_command", "RemoteError", "KernelDied", "VariableError", "RuntimeFailure",
+           "forward_message"]

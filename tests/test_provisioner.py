@@ -1,0 +1,291 @@
+"""A restored snapshot's kernel through its kernel provisioner: real jupyter_client kernel managers, the installed
+kernelspec, the real engine and real containers, and no process standing in for the kernel."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from jupyter_client import AsyncKernelManager
+
+from jupyter_yolosnap import bake, service
+from jupyter_yolosnap.engine.labels import KERNEL_PATH
+from jupyter_yolosnap.exceptions import RuntimeFailure
+from jupyter_yolosnap.kernelspec import installed, provisioner_config
+from jupyter_yolosnap.kernelspec.provisioner import SnapshotProvisioner
+from jupyter_yolosnap.runtime.containers import OWNER_PID, ROLE, SCRATCH, SNAPSHOT
+from jupyter_yolosnap.runtime.remote_kernel import kernel_command
+from jupyter_yolosnap.snapshot import names
+
+from .conftest import make_venv, run
+
+pytestmark = pytest.mark.engine
+PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
+
+
+@pytest.fixture(scope="module")
+def restored(tmp_path_factory, engine, base_image):
+    """One snapshot (six), built and restored into a Jupyter data folder of its own; everything removed after."""
+    root = tmp_path_factory.mktemp("provisioner")
+    python = make_venv(root / "venv")
+    run(python, *PIP, "six==1.16.0")
+    project = root / "project"
+    (project / "nb").mkdir(parents=True)
+    name = f"prov-{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))  # the session's wheels
+        patch.setenv("JUPYTER_DATA_DIR", str(root / "jupyter-data"))  # kernelspecs and connection files
+        started = time.perf_counter()
+        service.save(name, str(python), project)
+        bake.build(name, project)
+        done = service.restore(name, project)
+        print(f"\nsave + build + restore: {time.perf_counter() - started:.1f} s")
+        yield {"name": name, "project": project, "python": python, "kernel_name": done.kernel_name,
+               "image": done.image, "root": root}
+    stray = _kernels(engine, name)
+    for container in stray:
+        container.remove(force=True)
+    for image in engine.images.list(name=names.image_repository(name)):
+        for tag in image.tags:
+            engine.images.remove(tag, force=True)
+    assert not stray, "kernel containers left behind: " + ", ".join(c.short_id for c in stray)
+
+
+def _kernels(engine, name: str) -> list:
+    return engine.containers.list(all=True, filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
+
+
+async def _run(kc, code: str, timeout: float = 60) -> tuple[dict, str]:
+    """Execute ``code``: its reply content and its stdout."""
+    out: list[str] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    reply = await kc.execute_interactive(code, output_hook=hook, timeout=timeout)
+    return reply["content"], "".join(out)
+
+
+def test_kernelspec_names_the_provisioner_and_argv_refuses(restored):
+    spec = installed(restored["name"])
+    config = provisioner_config(spec)
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "yolosnap-docker-provisioner"
+    assert config == {"snapshot": restored["name"], "project": str(restored["project"]),
+                      "digest": service.load(restored["name"], restored["project"])["digest"]}
+    from jupyter_client.provisioning import KernelProvisionerFactory
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    kernel_spec = KernelSpecManager().get_kernel_spec(restored["kernel_name"])
+    assert KernelProvisionerFactory.instance().is_provisioner_available(kernel_spec)
+    # a client that ignores provisioners runs argv: it must not pass a host kernel off as the snapshot's
+    argv = [a.replace("{connection_file}", "/nonexistent.json") for a in spec["argv"]]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "yolosnap-docker-provisioner" in done.stderr and restored["name"] in done.stderr
+
+
+def test_the_wheel_declares_the_provisioner_entry_point():
+    """kernel.json names the provisioner by its entry point: without it jupyter_client refuses to start the kernel
+    ("Kernel provisioner 'yolosnap-docker-provisioner' has not been registered")."""
+    tomllib = pytest.importorskip("tomllib")
+    from importlib.metadata import entry_points
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    declared = project.get("entry-points", {}).get("jupyter_client.kernel_provisioners", {})
+    assert declared.get("yolosnap-docker-provisioner") == "jupyter_yolosnap.kernelspec.provisioner:SnapshotProvisioner"
+    installed_eps = {ep.name: ep for ep in entry_points(group="jupyter_client.kernel_provisioners")}
+    assert installed_eps["yolosnap-docker-provisioner"].load() is SnapshotProvisioner
+
+
+def test_start_execute_interrupt_restart_shutdown(restored, engine):
+    name, project = restored["name"], restored["project"]
+
+    async def scenario() -> dict:
+        timings = {}
+        km = AsyncKernelManager(kernel_name=restored["kernel_name"])
+        began = time.perf_counter()
+        await km.start_kernel(cwd=str(project / "nb"))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            timings["start"] = time.perf_counter() - began
+            assert isinstance(km.provisioner, SnapshotProvisioner) and km.has_kernel
+            content, out = await _run(kc, "import os, six; x = 41\n"
+                                          "print(os.path.exists('/.dockerenv'), os.getcwd(), six.__version__)")
+            assert content["status"] == "ok" and out.split() == ["True", str(project / "nb"), "1.16.0"], out
+
+            (container,) = _kernels(engine, name)
+            assert container.id == km.provisioner.container_id and container.status == "running"
+            assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+            assert container.labels[OWNER_PID] == str(os.getpid())  # the server process owns it: no launcher
+            scratch = container.labels[SCRATCH]
+            copy = os.path.join(scratch, os.path.basename(km.connection_file))
+            assert os.path.isfile(copy) and copy != km.connection_file  # a private copy, not the runtime folder
+            kernel_path = engine.images.get(container.attrs["Config"]["Image"]).labels.get(KERNEL_PATH)
+            assert container.attrs["Config"]["Cmd"] == kernel_command(kernel_path, copy)
+
+            # interrupt: the server's SIGINT reaches the kernel (PID 1 of the container); state survives
+            msg_id = kc.execute("import time; time.sleep(60)", stop_on_error=False)  # the next cell is not aborted
+            await asyncio.sleep(1.0)
+            began = time.perf_counter()
+            await km.interrupt_kernel()
+            reply = await kc._async_recv_reply(msg_id, timeout=30)
+            timings["interrupt"] = time.perf_counter() - began
+            assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+            assert timings["interrupt"] < 10
+            content, out = await _run(kc, "x += 1; print(x)")
+            assert out.strip() == "42", (content, out)
+            assert await km.is_alive()
+
+            # restart: a new container, the old one gone, variables gone
+            began = time.perf_counter()
+            await km.restart_kernel()
+            await kc.wait_for_ready(timeout=60)
+            timings["restart"] = time.perf_counter() - began
+            (again,) = _kernels(engine, name)
+            assert again.id == km.provisioner.container_id != container.id and not os.path.exists(scratch)
+            content, _ = await _run(kc, "x")
+            assert content["status"] == "error" and content["ename"] == "NameError"
+        finally:
+            kc.stop_channels()
+            began = time.perf_counter()
+            await km.shutdown_kernel()
+            timings["shutdown"] = time.perf_counter() - began
+        assert not km.has_kernel and not await km.is_alive()
+        assert not os.path.exists(km.provisioner.scratch or again.labels[SCRATCH])
+        return timings
+
+    timings = asyncio.run(scenario())
+    print("\n" + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings.items()))
+    assert not _kernels(engine, name), "shutdown left the kernel's container"
+
+
+RESTARTED_SERVER = textwrap.dedent("""\
+    # another process, as a restarted server would: a kernel manager rebuilt from the saved provisioner info
+    import json, sys, time
+    from jupyter_client import KernelManager
+    from jupyter_client.provisioning import KernelProvisionerFactory
+    from jupyter_client.utils import run_sync
+
+    info = json.load(open(sys.argv[1]))
+    km = KernelManager(kernel_name=sys.argv[2], kernel_id=info["kernel_id"])
+    km.provisioner = KernelProvisionerFactory.instance().create_provisioner_instance(
+        info["kernel_id"], km.kernel_spec, parent=km)
+    run_sync(km.provisioner.load_provisioner_info)(info)
+    km.load_connection_info(info["connection_info"])
+    found = {"alive": km.is_alive(), "container": km.provisioner.container_id}
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=30)
+    found["x"] = kc.execute_interactive("x", timeout=30, output_hook=lambda m: None)["content"]["status"]
+    msg_id = kc.execute("import time; time.sleep(60)")
+    time.sleep(1.0)
+    began = time.perf_counter()
+    km.interrupt_kernel()
+    found["interrupted"] = kc._recv_reply(msg_id, timeout=30)["content"].get("ename")
+    found["interrupt_s"] = time.perf_counter() - began
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    found["alive_after"] = km.is_alive()
+    print(json.dumps(found))
+    """)
+
+
+def test_a_kernel_manager_rebuilt_from_saved_info_finds_and_kills_the_kernel(restored, engine, tmp_path):
+    name = restored["name"]
+
+    async def scenario() -> tuple[dict, dict]:
+        km = AsyncKernelManager(kernel_name=restored["kernel_name"])
+        await km.start_kernel(cwd=str(restored["project"]))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert (await _run(kc, "x = 7"))[0]["status"] == "ok"
+            info = json.loads(json.dumps(await km.provisioner.get_provisioner_info()))  # saved as JSON
+            assert info["container_id"] == km.provisioner.container_id and info["snapshot"] == name
+            saved = tmp_path / "kernel-info.json"
+            saved.write_text(json.dumps(info))
+            began = time.perf_counter()
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-c", RESTARTED_SERVER, str(saved), restored["kernel_name"]],
+                capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-3000:]
+            found = json.loads(done.stdout.strip().splitlines()[-1])
+            found["other_process_s"] = time.perf_counter() - began
+            assert not _kernels(engine, name), "the other kernel manager's kill left the container"
+            assert not await km.is_alive()  # this manager sees its kernel gone, too
+            return info, found
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)  # its container is gone already: nothing to fail on
+
+    info, found = asyncio.run(scenario())
+    print(f"\nanother process: {found}")
+    assert found["alive"] and found["container"] == info["container_id"]
+    assert found["x"] == "ok"  # the same kernel: the variable set by the first manager is there
+    assert found["interrupted"] == "KeyboardInterrupt" and found["interrupt_s"] < 10
+    assert found["alive_after"] is False
+
+
+def test_saved_info_naming_another_container_is_refused(restored, containers, base_image):
+    other = containers.create(base_image.id, ["true"], labels={ROLE: "run", SNAPSHOT: restored["name"]})
+    from jupyter_client import KernelManager
+    from jupyter_client.provisioning import KernelProvisionerFactory
+
+    km = KernelManager(kernel_name=restored["kernel_name"])
+    provisioner = KernelProvisionerFactory.instance().create_provisioner_instance("k", km.kernel_spec, parent=km)
+    info = {"kernel_id": "k", "connection_info": {}, "container_id": other.id, "snapshot": restored["name"]}
+    try:
+        with pytest.raises(RuntimeFailure, match="is not a kernel of snapshot"):
+            asyncio.run(provisioner.load_provisioner_info(info))
+    finally:
+        other.remove(force=True)
+    assert not provisioner.has_process
+    gone = {"kernel_id": "k", "connection_info": {}, "container_id": "0" * 64, "snapshot": restored["name"]}
+    asyncio.run(provisioner.load_provisioner_info(gone))  # a kernel that died meanwhile: no kernel, no error
+    assert not provisioner.has_process and asyncio.run(provisioner.poll()) is not None
+    asyncio.run(provisioner.cleanup())
+
+
+def test_a_changed_or_unbuilt_snapshot_is_one_clear_line(restored, engine):
+    from jupyter_yolosnap import kernelspec
+
+    name, project = restored["name"], restored["project"]
+    spec = installed(name)
+    spec["metadata"]["kernel_provisioner"]["config"]["digest"] = "sha256:" + "f" * 64  # restored, then re-saved
+    stale = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / f"{restored['kernel_name']}-stale"
+    stale.mkdir(parents=True)
+    (stale / "kernel.json").write_text(json.dumps(spec))
+    unbuilt = f"{name}-unbuilt"
+    service.save(unbuilt, str(restored["python"]), project)
+    unbuilt_kernel = kernelspec.install(unbuilt, project)
+
+    async def start(kernel_name: str) -> str:
+        km = AsyncKernelManager(kernel_name=kernel_name)
+        with pytest.raises(RuntimeFailure) as failed:
+            await km.start_kernel(cwd=str(project))
+        assert not km.has_kernel
+        await km.cleanup_resources()
+        return str(failed.value)
+
+    try:
+        changed = asyncio.run(start(stale.name))
+        never_built = asyncio.run(start(unbuilt_kernel))
+    finally:
+        kernelspec.remove(unbuilt, project)
+        (stale / "kernel.json").unlink()
+        stale.rmdir()
+    assert "saved again since its kernel was restored" in changed and f"yolosnap restore {name}" in changed
+    assert "build it first" in never_built and unbuilt in never_built
+    assert "\n" not in changed + never_built
+    assert not _kernels(engine, name) and not _kernels(engine, unbuilt)
