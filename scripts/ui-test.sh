@@ -45,7 +45,7 @@ cleanup() {
     set +e
     local pids=""
     if [ -n "$SERVER_PID" ]; then
-        # Every process under the server (kernels, the snapshot kernel's launcher) may own a container.
+        # Every process under the server (kernels, and the snapshot kernels its provisioner starts) may own a container.
         local frontier=$SERVER_PID
         pids=$SERVER_PID
         while [ -n "$frontier" ]; do
