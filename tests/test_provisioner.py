@@ -58,6 +58,14 @@ def restored(tmp_path_factory, engine, base_image):
     assert not stray, "kernel containers left behind: " + ", ".join(c.short_id for c in stray)
 
 
+
+@pytest.fixture(autouse=True)
+def _fresh_event_loop():
+    """``asyncio.run`` leaves the main thread without an event loop; later tests (pytest-jupyter's server
+    fixtures) ask for the current one, so each test here hands a fresh loop back."""
+    yield
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
 def _kernels(engine, name: str) -> list:
     return engine.containers.list(all=True, filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
 
