@@ -9,7 +9,7 @@ docker-py, IPython or tornado.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, Union
 
@@ -102,8 +102,7 @@ class Restored:
 class Deleted:
     name: str
     revisions: int
-    kernelspec: bool
-    images: tuple[str, ...] = field(default=())  # left on the engine: ``docker image rm`` removes them
+    kernelspec: bool  # its images stay on the engine: ``docker image rm`` removes them
 
 
 # ------------------------------------------------------------------------------------------------ snapshot

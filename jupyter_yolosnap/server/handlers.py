@@ -18,11 +18,12 @@ from tornado import web
 
 from .. import service
 from ..frontends import render
-from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure, SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
+from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure,
+                          SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
 from ..snapshot.names import kernel_name, validate_name
 from ..snapshot.store import Store
 from . import SETTINGS_JOBS, project
-from .images import VERIFIED, ImageIndex, ImageState
+from .images import ImageIndex, ImageState
 from .jobs import BuildJobs, idle_view
 from .kernels import kernel_python
 
@@ -234,11 +235,7 @@ class BuildHandler(YolosnapHandler):
 
 def _restore(store: Store, name: str) -> dict:
     """Kernel image first (tens of seconds the first time), then the kernelspec that starts it."""
-    manifest = store.load(name)
-    if ImageIndex.read().state(manifest).state != VERIFIED:
-        raise RuntimeFailure(f"snapshot {manifest['name']!r} has no verified image for its current manifest; "
-                             f"build it first (Build in the yolosnap panel, or: yolosnap build {manifest['name']})")
-    restored = service.restore(name, store.project)
+    restored = service.restore(name, store.project)  # no verified image: RuntimeFailure (409) before any work
     return {"kernel_name": restored.kernel_name, "display_name": restored.display_name, "image": restored.image}
 
 
