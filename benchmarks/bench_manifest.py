@@ -34,7 +34,7 @@ NAIVE = ("import json, sys, jsonschema\n"
          "data = json.loads(open(sys.argv[1]).read())\n"
          "jsonschema.Draft7Validator(schema).validate(data)\n")
 OURS = ("import sys\n"
-        "from jupyter_yolosnap import manifest\n"
+        "from jupyter_yolosnap.snapshot import manifest\n"
         "manifest.loads(open(sys.argv[1]).read())\n")
 
 

@@ -1,7 +1,7 @@
 """One progress stream for long operations; each front door renders it its own way.
 
 The build yields :class:`Event` objects to a callback: the CLI prints them as terminal lines, the notebook
-drives an ipywidgets progress bar and a collapsible log (:mod:`jupyter_yolosnap.progress`).
+drives an ipywidgets progress bar and a collapsible log (:mod:`jupyter_yolosnap.frontends.progress`).
 """
 from __future__ import annotations
 

@@ -59,12 +59,14 @@ def restored(tmp_path_factory, engine, base_image):
 
 
 
-@pytest.fixture(autouse=True)
-def _fresh_event_loop():
-    """``asyncio.run`` leaves the main thread without an event loop; later tests (pytest-jupyter's server
-    fixtures) ask for the current one, so each test here hands a fresh loop back."""
-    yield
-    asyncio.set_event_loop(asyncio.new_event_loop())
+@pytest.fixture
+def sync():
+    """Run a coroutine to its end on the thread's one loop, the one pytest-jupyter's server fixtures in later
+    modules also find (``asyncio.run`` would leave the thread with no current loop)."""
+    from jupyter_core.utils import ensure_event_loop
+
+    return ensure_event_loop().run_until_complete
+
 
 def _kernels(engine, name: str) -> list:
     return engine.containers.list(all=True, filters={"label": [f"{ROLE}=kernel", f"{SNAPSHOT}={name}"]})
@@ -113,7 +115,7 @@ def test_the_wheel_declares_the_provisioner_entry_point():
     assert installed_eps["yolosnap-docker-provisioner"].load() is SnapshotProvisioner
 
 
-def test_start_execute_interrupt_restart_shutdown(restored, engine):
+def test_start_execute_interrupt_restart_shutdown(restored, engine, sync):
     name, project = restored["name"], restored["project"]
 
     async def scenario() -> dict:
@@ -172,7 +174,7 @@ def test_start_execute_interrupt_restart_shutdown(restored, engine):
         assert not os.path.exists(km.provisioner.scratch or again.labels[SCRATCH])
         return timings
 
-    timings = asyncio.run(scenario())
+    timings = sync(scenario())
     print("\n" + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in timings.items()))
     assert not _kernels(engine, name), "shutdown left the kernel's container"
 
@@ -208,7 +210,7 @@ RESTARTED_SERVER = textwrap.dedent("""\
     """)
 
 
-def test_a_kernel_manager_rebuilt_from_saved_info_finds_and_kills_the_kernel(restored, engine, tmp_path):
+def test_a_kernel_manager_rebuilt_from_saved_info_finds_and_kills_the_kernel(restored, engine, tmp_path, sync):
     name = restored["name"]
 
     async def scenario() -> tuple[dict, dict]:
@@ -237,7 +239,7 @@ def test_a_kernel_manager_rebuilt_from_saved_info_finds_and_kills_the_kernel(res
             kc.stop_channels()
             await km.shutdown_kernel(now=True)  # its container is gone already: nothing to fail on
 
-    info, found = asyncio.run(scenario())
+    info, found = sync(scenario())
     print(f"\nanother process: {found}")
     assert found["alive"] and found["container"] == info["container_id"]
     assert found["x"] == "ok"  # the same kernel: the variable set by the first manager is there
@@ -245,7 +247,7 @@ def test_a_kernel_manager_rebuilt_from_saved_info_finds_and_kills_the_kernel(res
     assert found["alive_after"] is False
 
 
-def test_saved_info_naming_another_container_is_refused(restored, containers, base_image):
+def test_saved_info_naming_another_container_is_refused(restored, containers, base_image, sync):
     other = containers.create(base_image.id, ["true"], labels={ROLE: "run", SNAPSHOT: restored["name"]})
     from jupyter_client import KernelManager
     from jupyter_client.provisioning import KernelProvisionerFactory
@@ -255,17 +257,17 @@ def test_saved_info_naming_another_container_is_refused(restored, containers, ba
     info = {"kernel_id": "k", "connection_info": {}, "container_id": other.id, "snapshot": restored["name"]}
     try:
         with pytest.raises(RuntimeFailure, match="is not a kernel of snapshot"):
-            asyncio.run(provisioner.load_provisioner_info(info))
+            sync(provisioner.load_provisioner_info(info))
     finally:
         other.remove(force=True)
     assert not provisioner.has_process
     gone = {"kernel_id": "k", "connection_info": {}, "container_id": "0" * 64, "snapshot": restored["name"]}
-    asyncio.run(provisioner.load_provisioner_info(gone))  # a kernel that died meanwhile: no kernel, no error
-    assert not provisioner.has_process and asyncio.run(provisioner.poll()) is not None
-    asyncio.run(provisioner.cleanup())
+    sync(provisioner.load_provisioner_info(gone))  # a kernel that died meanwhile: no kernel, no error
+    assert not provisioner.has_process and sync(provisioner.poll()) is not None
+    sync(provisioner.cleanup())
 
 
-def test_a_changed_or_unbuilt_snapshot_is_one_clear_line(restored, engine):
+def test_a_changed_or_unbuilt_snapshot_is_one_clear_line(restored, engine, sync):
     from jupyter_yolosnap import kernelspec
 
     name, project = restored["name"], restored["project"]
@@ -287,8 +289,8 @@ def test_a_changed_or_unbuilt_snapshot_is_one_clear_line(restored, engine):
         return str(failed.value)
 
     try:
-        changed = asyncio.run(start(stale.name))
-        never_built = asyncio.run(start(unbuilt_kernel))
+        changed = sync(start(stale.name))
+        never_built = sync(start(unbuilt_kernel))
     finally:
         kernelspec.remove(unbuilt, project)
         (stale / "kernel.json").unlink()

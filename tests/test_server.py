@@ -71,7 +71,10 @@ def call(jp_fetch, jp_asyncio_loop):
                   "headers": headers}
         if body is not None or method in ("POST", "PUT", "PATCH"):
             kwargs["body"] = json.dumps(body or {})
-        response = jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))
+        async def fetch():  # the fetch's future is made inside the running loop, whatever loop is current
+            return await jp_fetch(*parts, **kwargs)
+
+        response = jp_asyncio_loop.run_until_complete(fetch())
         text = response.body.decode() if response.body else ""
         assert response.code == status, f"{method} {'/'.join(parts)}: {response.code} {text}"
         return json.loads(text) if text else None
@@ -178,8 +181,11 @@ def test_hostile_manifests_and_requests_are_refused_one_line(call, site):
 def test_unauthenticated_requests_are_refused(jp_fetch, jp_asyncio_loop):
     for method, parts, body in (("GET", ("snapshots",), None), ("POST", ("snapshots", "x", "build"), "{}"),
                                 ("DELETE", ("snapshots", "x"), None)):
-        response = jp_asyncio_loop.run_until_complete(jp_fetch(
-            "yolosnap", *parts, method=method, body=body, headers={"Authorization": ""}, raise_error=False))
+        async def fetch():
+            return await jp_fetch("yolosnap", *parts, method=method, body=body, headers={"Authorization": ""},
+                                  raise_error=False)
+
+        response = jp_asyncio_loop.run_until_complete(fetch())
         assert response.code == 403, (method, parts, response.code)
         message = json.loads(response.body)["message"]  # a POST fails the XSRF check first, with its own line
         assert "not logged in" in message or "_xsrf" in message
