@@ -13,8 +13,10 @@ import uuid
 import docker
 import pytest
 
-TEST_LABEL = "org.jupyter-yolosnap.test"
-STANDIN_LABEL = "org.jupyter-yolosnap.standin"
+from jupyter_yolosnap.engine import labels
+
+TEST_LABEL = labels.TEST
+STANDIN_LABEL = labels.STANDIN
 BASE_TAG = f"python:{platform.python_version()}-slim-bookworm"
 
 ENGINE_HINT = "no Docker engine answers ({}); start one with scripts/engine-up.sh (or run scripts/test.sh)"

@@ -10,6 +10,7 @@ import docker
 import pytest
 
 from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.engine import labels
 from jupyter_yolosnap.snapshot import names
 from jupyter_yolosnap.events import Event
 from jupyter_yolosnap.exceptions import BuildFailed, EngineError, RecipeError
@@ -34,12 +35,12 @@ def images(engine):
         for tag in {t for image in engine.images.list(name=names.image_repository(snapshot)) for t in image.tags}:
             engine.images.remove(tag, force=True)
         # untagged images of the snapshot too (e.g. one a test replaced under its tag)
-        for image in engine.images.list(all=True, filters={"label": f"org.jupyter-yolosnap.snapshot={snapshot}"}):
+        for image in engine.images.list(all=True, filters={"label": f"{labels.SNAPSHOT}={snapshot}"}):
             try:
                 engine.images.remove(image.id, force=True)
             except docker.errors.NotFound:
                 pass
-    leftovers = engine.containers.list(all=True, filters={"label": "org.jupyter-yolosnap.role=probe"})
+    leftovers = engine.containers.list(all=True, filters={"label": f"{labels.ROLE}=probe"})
     assert not leftovers, "probe containers left behind"
 
 
@@ -99,7 +100,7 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
                                 network_mode="none", remove=True)
     assert out.decode().strip().startswith("0.2")
     image = engine.images.get(first.image)
-    assert image.labels["org.jupyter-yolosnap.digest"] == saved.manifest["digest"]
+    assert image.labels[labels.DIGEST] == saved.manifest["digest"]
     assert engine.images.get(f"{names.image_repository(name)}:latest").id == image.id
 
     again = bake.build(name, project)

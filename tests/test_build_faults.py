@@ -25,6 +25,7 @@ import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (jp_fetch, jp_serverapp and what they need)
 
 from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.engine import labels
 from jupyter_yolosnap.snapshot import names
 from jupyter_yolosnap.engine.build import build_image
 from jupyter_yolosnap.engine.client import connect
@@ -342,13 +343,13 @@ def test_engine_stopped_mid_build_keeps_the_previous_image_and_retries_clean(eng
             except docker.errors.ImageNotFound:
                 continue
             assert stray in kept, f"image {layer} of the failed build was left behind"
-        assert not engine.containers.list(all=True, filters={"label": "org.jupyter-yolosnap.role=probe"})
+        assert not engine.containers.list(all=True, filters={"label": f"{labels.ROLE}=probe"})
     finally:
         gate.close()
         for image in engine.images.list(name=repository):
             for tag in image.tags:
                 engine.images.remove(tag, force=True)
-        for image in engine.images.list(all=True, filters={"label": f"org.jupyter-yolosnap.snapshot={name}"}):
+        for image in engine.images.list(all=True, filters={"label": f"{labels.SNAPSHOT}={name}"}):
             try:
                 engine.images.remove(image.id, force=True)
             except docker.errors.NotFound:

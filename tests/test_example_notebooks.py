@@ -8,6 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from jupyter_yolosnap.engine import labels
 from jupyter_yolosnap.snapshot.manifest import loads
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "example-notebooks").glob("*.ipynb"))
@@ -29,7 +30,7 @@ def cleanup_images(project):
 
     client = docker.from_env()
     for folder in (project / ".yolosnap").glob("*/snapshot.json"):
-        for image in client.images.list(filters={"label": f"org.jupyter-yolosnap.snapshot={folder.parent.name}"}):
+        for image in client.images.list(filters={"label": f"{labels.SNAPSHOT}={folder.parent.name}"}):
             client.images.remove(image.id, force=True)
 
 

@@ -450,7 +450,7 @@ def test_a_hostile_image_cannot_feed_check_a_bomb(engine, base_image, tmp_path):
             with pytest.raises(EngineError, match=message) as caught:
                 capture_in_image(engine, image, python=python)
             assert "\n" not in str(caught.value)
-        assert not engine.containers.list(all=True, filters={"label": "org.jupyter-yolosnap.role=probe"})
+        assert not engine.containers.list(all=True, filters={"label": f"{labels.ROLE}=probe"})
     finally:
         engine.images.remove(image, force=True)
 

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from jupyter_yolosnap import service, bake
+from jupyter_yolosnap.engine import labels
 from jupyter_yolosnap.snapshot import names
 from jupyter_yolosnap.bake import local_sources
 from jupyter_yolosnap.capture import sources
@@ -130,7 +131,7 @@ def test_editable_code_change_rebuilds_only_the_sources_layer(tmp_path, project,
         for image in engine.images.list(name=names.image_repository(name)):
             for tag in image.tags:
                 engine.images.remove(tag, force=True)
-        subprocess.run(["docker", "image", "prune", "-f", "--filter", f"label=org.jupyter-yolosnap.snapshot={name}"],
+        subprocess.run(["docker", "image", "prune", "-f", "--filter", f"label={labels.SNAPSHOT}={name}"],
                        capture_output=True)
 
 
@@ -188,7 +189,7 @@ def test_conda_swap_is_accepted_only_when_asked(odd_env, project, engine):
         assert built.check.clean
         swapped = [c for c in built.check.shown if c.item == "six"]
         assert swapped and swapped[0].old == "1.16.0 (installed by conda)" and swapped[0].new == "1.16.0"
-        assert engine.images.get(built.image).labels["org.jupyter-yolosnap.accepted"] == "pypi"
+        assert engine.images.get(built.image).labels[labels.ACCEPTED] == "pypi"
         checked = yolosnap("check", name, "--project", project)
         assert checked.returncode == 0 and "installed by conda" in checked.stdout, checked
         assert "gone-lib 0.1.0: metadata only" in checked.stdout

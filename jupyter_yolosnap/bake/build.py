@@ -19,14 +19,14 @@ from .. import __version__
 from ..snapshot import manifest as manifest_io
 from .check import CheckResult, check_image
 from ..engine.build import build_image
-from ..engine import labels as label_keys
-from ..engine.client import connect, explain
+from ..engine import images, labels as label_keys
+from ..engine.client import ENGINE_ERRORS, connect, explain
 from ..engine.probe import capture_in_image
 from ..events import Event, Listener, ignore
-from ..exceptions import DriftFound, EngineError, RecipeError, SnapshotNotFound
+from ..exceptions import DriftFound, EngineError, RecipeError
 from . import local_sources, wheelhouse
 from ..recipe import compat, dockerfile, plan as planning
-from ..snapshot.names import image_repository, image_tag
+from ..snapshot.names import image_tag
 from ..snapshot.store import Store, open_store, refuse_link, write_atomic
 
 LABELS = {"snapshot": label_keys.SNAPSHOT, "digest": label_keys.DIGEST, "base": label_keys.BASE,
@@ -47,13 +47,12 @@ class BuildResult:
 
 def _base_facts(client: Any, base: str, listener: Listener) -> dict:
     """The base image's own capture (its Python, packages, OS), cached by image id."""
-    try:
-        image = client.images.get(base)
-    except Exception:
+    image = images.get_image(client, base, f"looking for the base image {base}")
+    if image is None:
         listener(Event("phase", f"pulling base image {base}"))
         try:
             image = client.images.pull(base)
-        except Exception as err:
+        except ENGINE_ERRORS as err:
             raise EngineError(f"base image {base} is not on this machine and could not be pulled "
                               f"({explain(err, 'pulling it')}); pass --base IMAGE or --registry-mirror PREFIX"
                               ) from None
@@ -85,7 +84,7 @@ def recipe_notes(manifest: dict) -> tuple[str, ...]:
         return ()
     try:
         suggestion = compat.cuda_base_image(nvcc, None, flavor="devel", os_tag="ubuntu24.04")
-    except Exception:
+    except RecipeError:  # a CUDA the table does not list: a generic hint instead
         suggestion = f"an nvidia/cuda:{nvcc}.x devel image"
     return (f"the captured machine had a system CUDA toolkit (nvcc {nvcc}). pip's CUDA wheels bring their own",
             "runtime, so the default base is Python's slim image. To compile CUDA code in the image, pass",
@@ -118,18 +117,21 @@ def assemble_context(context: Path, docker_text: str, files: dict[str, str], loc
         shutil.copy(ca_bundle or "/etc/ssl/certs/ca-certificates.crt", context / "ca-bundle.crt")
 
 
-def _previous_verified(client: Any, repository: str, store: Store, name: str) -> tuple[Any, dict] | None:
-    """The ``:latest`` verified image of this snapshot and the manifest revision it was built from."""
-    try:
-        image = client.images.get(f"{repository}:latest")
-    except Exception:
-        return None
-    digest = (image.labels or {}).get(LABELS["digest"])
-    for revision in reversed(store.revisions(name)):
-        candidate = store.load(f"{name}@{revision.number}")
-        if candidate["digest"] == digest:
-            return image, candidate
-    return None
+def _previous_verified(client: Any, store: Store, name: str) -> tuple[Any, dict] | None:
+    """The newest verified image of one of THIS project's revisions of snapshot ``name`` and that revision
+    (:func:`..engine.images.previous_verified`); None only when there is none: an engine that fails or is
+    gone raises its ``EngineError`` instead of turning the delta into a silent full rebuild."""
+    revisions = (store.load(f"{name}@{revision.number}") for revision in reversed(store.revisions(name)))
+    return images.previous_verified(client, name, revisions)  # read only when the engine holds a candidate
+
+
+def _tag(image: Any, repository: str, *versions: str) -> None:
+    """Tag a verified image; an engine that refuses or went away is one line (the image itself is kept)."""
+    for version in versions:
+        try:
+            image.tag(repository, version)
+        except ENGINE_ERRORS as err:
+            raise explain(err, f"tagging {repository}:{version}") from None
 
 
 def build(name: str, project: str | os.PathLike | None = None, strategy: str = "wheelhouse",
@@ -177,13 +179,11 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     tag = image_tag(manifest)
     repository = tag.split(":")[0]
     folder = store.folder(manifest["name"])
-    try:
-        existing = client.images.get(tag)
-        existing.tag(repository, "latest")  # back to an earlier manifest: :latest follows the current one
+    existing = images.verified_image(client, manifest)
+    if existing is not None:
+        _tag(existing, repository, "latest")  # back to an earlier manifest: :latest follows the current one
         listener(Event("phase", f"{tag} is already built and verified"))
         return BuildResult(tag, existing.id, True, False, time.perf_counter() - started, folder / "Dockerfile", None)
-    except Exception:
-        pass
 
     base_ref = resolve_base(manifest, base, registry_mirror)
     facts = _base_facts(client, base_ref, listener)
@@ -197,7 +197,7 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
                                   labels)
     written = write_dockerfile(folder, full_text, dockerfile.requirement_files(plan))
 
-    previous = _previous_verified(client, repository, store, manifest["name"]) if incremental else None
+    previous = _previous_verified(client, store, manifest["name"]) if incremental else None
     change = planning.delta(previous[1], manifest) if previous else None
     with tempfile.TemporaryDirectory(prefix="yolosnap-build-") as tmp:
         context = Path(tmp)
@@ -230,7 +230,7 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     listener(Event("phase", "checking the image against the snapshot"))
     try:
         result = check_image(client, image_id, manifest, accepted)
-    except Exception:
+    except BaseException:  # broad on purpose: whatever stops the check (even Ctrl-C), the unverified image goes
         _remove_image(client, image_id)
         raise
     if not result.clean:
@@ -239,9 +239,11 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
         raise DriftFound(f"the built image does not match snapshot {manifest['name']!r}: {items}"
                          f"{' and more' if len(result.drift) > 5 else ''}; it was removed, the previous image is "
                          "kept")
-    image = client.images.get(image_id)
-    image.tag(repository, tag.split(":")[1])
-    image.tag(repository, "latest")
+    image = images.get_image(client, image_id, f"tagging {tag}")
+    if image is None:  # removed by someone else between the check and the tag
+        raise EngineError(f"the image built for {tag} was removed from the engine before it could be tagged; "
+                          f"build again (yolosnap build {manifest['name']})")
+    _tag(image, repository, tag.split(":")[1], "latest")
     listener(Event("phase", f"verified: {tag}"))
     return BuildResult(tag, image_id, False, change is not None, time.perf_counter() - started, written, result)
 
@@ -250,7 +252,7 @@ def _remove_image(client: Any, image_id: str) -> None:
     """Remove an image this build made and no tag points to (a failed check must leave nothing)."""
     try:
         client.images.remove(image_id, force=False, noprune=False)
-    except Exception:
+    except ENGINE_ERRORS:  # already gone, or held by a container: the failure being reported matters more
         pass
 
 
@@ -258,11 +260,6 @@ def check(name: str, project: str | os.PathLike | None = None) -> CheckResult:
     """Check the verified image of snapshot ``name`` (or say it is not built)."""
     manifest = open_store(project).load(name)
     client = connect()
-    tag = image_tag(manifest)
-    try:
-        image = client.images.get(tag)
-    except Exception:
-        raise SnapshotNotFound(f"snapshot {manifest['name']!r} has no image for its current manifest ({tag}); "
-                               f"build it with: yolosnap build {manifest['name']}") from None
-    accepted = frozenset(filter(None, (image.labels or {}).get(LABELS["accepted"], "").split(",")))
-    return check_image(client, tag, manifest, accepted)
+    image = images.require_verified(client, manifest)
+    accepted = frozenset(filter(None, str(images.image_labels(image).get(LABELS["accepted"], "")).split(",")))
+    return check_image(client, image_tag(manifest), manifest, accepted)

@@ -21,11 +21,11 @@ from .. import __version__
 from ..snapshot.names import image_tag
 from . import wheelhouse
 from ..engine.build import build_image
-from ..engine import labels
+from ..engine import images, labels
+from ..engine.client import ENGINE_ERRORS, explain
 from ..events import Event, Listener, ignore
 from ..exceptions import RecipeError
 from ..recipe.dockerfile import label_line
-from ..exceptions import RuntimeFailure
 
 KERNEL_PATH = "/opt/yolosnap/kernel"
 KERNEL_LABEL = labels.KERNEL_PATH
@@ -43,14 +43,10 @@ class KernelImage:
 
 
 def verified_image(client: Any, manifest: dict) -> str:
-    """The verified tag of the manifest, or a hint to build it."""
-    tag = image_tag(manifest)
-    try:
-        client.images.get(tag)
-    except Exception:
-        raise RuntimeFailure(f"snapshot {manifest['name']!r} has no image for its current manifest ({tag}); build "
-                             f"it first: %snapshot build {manifest['name']}") from None
-    return tag
+    """The verified tag of the manifest (:func:`..engine.images.require_verified`: tag and digest label), or
+    ``NoVerifiedImage`` saying how to build it."""
+    images.require_verified(client, manifest)
+    return image_tag(manifest)
 
 
 def has_ipykernel(manifest: dict) -> bool:
@@ -68,11 +64,8 @@ def ensure(client: Any, manifest: dict, listener: Listener = ignore) -> KernelIm
     if has_ipykernel(manifest):
         return KernelImage(base, base, None)
     tag = kernel_tag(manifest)
-    try:
-        client.images.get(tag)
-        return KernelImage(tag, base, KERNEL_PATH)
-    except Exception:
-        pass
+    if images.labelled_image(client, tag, {labels.DIGEST: manifest["digest"], KERNEL_LABEL: KERNEL_PATH}):
+        return KernelImage(tag, base, KERNEL_PATH)  # a tag on anything else is rebuilt (and moved) below
     listener(Event("phase", f"adding ipykernel to {base} (its own layer, in {KERNEL_PATH})"))
     folder, constraints = collect_kernel_wheels(manifest, listener)
     with tempfile.TemporaryDirectory(prefix="yolosnap-kernel-") as tmp:
@@ -89,7 +82,10 @@ def ensure(client: Any, manifest: dict, listener: Listener = ignore) -> KernelIm
             (context / "Dockerfile").write_text(dockerfile(base, url, layer_labels))
             image_id = build_image(client, str(context), network_mode="host", listener=listener)
     repository, version = tag.split(":")
-    client.images.get(image_id).tag(repository, version)
+    try:
+        client.images.get(image_id).tag(repository, version)
+    except ENGINE_ERRORS as err:  # removed under us, or the engine went away after the build
+        raise explain(err, f"tagging {tag}") from None
     listener(Event("phase", f"kernel image ready: {tag}"))
     return KernelImage(tag, base, KERNEL_PATH, built=True)
 

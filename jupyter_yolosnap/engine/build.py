@@ -25,7 +25,7 @@ import urllib3
 
 from ..events import Event, Listener, ignore
 from ..exceptions import BuildCancelled, BuildFailed, EngineError, YolosnapError
-from .client import explain
+from .client import STREAM_ERRORS, explain
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})")
@@ -42,8 +42,7 @@ DRAIN_S = 2.0
 #: How long dockerd gets to kill and remove a cancelled step's container before the build removes it itself.
 CONTAINER_GONE_S = 15.0
 #: What reading the build stream raises when the engine goes away mid-build (not wrapped by docker-py).
-_STREAM_ERRORS = (docker.errors.APIError, docker.errors.DockerException, requests.exceptions.RequestException,
-                  urllib3.exceptions.HTTPError, OSError)
+_STREAM_ERRORS = STREAM_ERRORS
 
 _STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("yolosnap_build_stop", default=None)
 

@@ -22,3 +22,7 @@ OWNER_PID = f"{PREFIX}.owner-pid"
 OWNER_HOST = f"{PREFIX}.owner-host"
 OWNER_START = f"{PREFIX}.owner-start"
 SCRATCH = f"{PREFIX}.scratch"          # a host folder of the container's own (kernel sockets), removed with it
+
+# set outside the package, named here so that no file spells the prefix again
+STANDIN = f"{PREFIX}.standin"          # the offline stand-in base image (scripts/standin-base.sh, which is shell)
+TEST = f"{PREFIX}.test"                # what the test suite creates, to clean up only its own

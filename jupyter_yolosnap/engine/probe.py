@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import requests
+
 from ..snapshot import grammar
 from ..exceptions import EngineError
 from ..capture.runner import _BOOT, PACKAGE_DIR
 from . import labels
-from .client import explain
+from .client import ENGINE_ERRORS, STREAM_ERRORS, explain, timed_out
 
 PROBE_MOUNT = "/opt/yolosnap-probe"
 
@@ -26,18 +28,16 @@ def capture_in_image(client: Any, image: str, python: str = "python3", timeout: 
             volumes={PACKAGE_DIR: {"bind": PROBE_MOUNT, "mode": "ro"}},
             labels={labels.ROLE: "probe"}, environment={"HOME": "/tmp"})
         container.start()
-        status = container.wait(timeout=timeout)
+        status = _wait(container, image, timeout)
         out = _bounded(container.logs(stdout=True, stderr=False, stream=True), image)
         err = container.logs(stdout=False, stderr=True, tail=20).decode("utf-8", "replace")
-    except EngineError:
-        raise
-    except Exception as exc:
+    except STREAM_ERRORS as exc:  # the engine refused, went away, or broke the log stream
         raise explain(exc, f"running the capture probe in {image}") from None
     finally:
         if container is not None:
             try:
                 container.remove(force=True)
-            except Exception:  # already gone
+            except ENGINE_ERRORS:  # already gone, or the engine with it: the error above says more
                 pass
     if status.get("StatusCode") != 0:
         last = (err.strip().splitlines() or ["no output"])[-1][:300]
@@ -51,6 +51,18 @@ def capture_in_image(client: Any, image: str, python: str = "python3", timeout: 
     if problem:  # bytes from a container are untrusted: an image cannot feed a diff anything odd either
         raise EngineError(f"the capture probe inside {image} printed something that is not a capture ({problem})")
     return data
+
+
+def _wait(container: Any, image: str, timeout: int) -> dict:
+    """The probe's exit status; a probe still running after ``timeout`` seconds is the image's fault, not the
+    engine's, so it gets its own line (the container is removed by the caller)."""
+    try:
+        return container.wait(timeout=timeout)
+    except requests.exceptions.RequestException as err:  # a timeout inside the body comes as a ConnectionError
+        if not timed_out(err):
+            raise
+        raise EngineError(f"the capture probe inside {image} did not finish within {timeout} s; does its Python "
+                          "start (try: docker run --rm IMAGE python3 -c pass)?") from None
 
 
 def _bounded(chunks: Any, image: str) -> str:

@@ -21,11 +21,15 @@ def snapshot_cuda(manifest: dict) -> str | None:
 
 
 def engine_gpu_runtime(client: Any) -> bool:
-    """Whether the engine knows the NVIDIA runtime (nvidia-container-toolkit); without it ``--gpus`` fails."""
+    """Whether the engine knows the NVIDIA runtime (nvidia-container-toolkit); without it ``--gpus`` fails.
+
+    An engine that does not answer is an ``EngineError`` saying so, never "no NVIDIA runtime"."""
+    from ..engine.client import ENGINE_ERRORS, explain
+
     try:
         info = client.info()
-    except Exception:
-        return False
+    except ENGINE_ERRORS as err:
+        raise explain(err, "asking the engine for its runtimes") from None
     return "nvidia" in (info.get("Runtimes") or {})
 
 

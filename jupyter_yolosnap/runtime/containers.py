@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..engine import labels
-from ..engine.client import explain
+from ..engine.client import ENGINE_ERRORS, explain
 from ..exceptions import EngineError
 from ..exceptions import RuntimeFailure
 
@@ -226,10 +226,10 @@ def create(client: Any, image: str, command: list[str], spec: ContainerSpec, ini
         if on_created is not None:
             on_created(container)
         container.start()
-    except BaseException as err:
-        if container is not None:  # also on Ctrl-C or a stop signal: created but never handed back
+    except BaseException as err:  # broad on purpose: whatever stops the start (Ctrl-C, a stop signal, a bug in
+        if container is not None:  # ``on_created``), the container made but never handed back must go
             remove_quietly(container)
-        if not isinstance(err, Exception):
+        if not isinstance(err, ENGINE_ERRORS):
             raise
         raise _explain_start(err, image, bool(requests)) from None
     return container

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..snapshot.store import open_store
 from ..snapshot.names import image_tag
-from ..engine.client import connect, explain
+from ..engine import images
+from ..engine.client import ENGINE_ERRORS, connect, explain
 from ..events import Listener, ignore
 from ..exceptions import RuntimeFailure
 from ..bake import kernel_layer
@@ -61,9 +62,9 @@ def sweep(client: Any | None = None) -> list[str]:
 
 
 def _labelled(client: Any) -> list:
-    try:
-        found = client.containers.list(all=True, filters={"label": ROLE})
-    except Exception as err:
+    try:  # docker-py inspects each listed container; one removed meanwhile is simply not there any more
+        found = client.containers.list(all=True, filters={"label": ROLE}, ignore_removed=True)
+    except ENGINE_ERRORS as err:
         raise explain(err, "listing containers") from None
     return [c for c in found if c.labels.get(ROLE) in ROLES]
 
@@ -78,7 +79,7 @@ class _Warm:
     options: tuple
     asked: dict
     stamp: tuple[int, ...]
-    pending: tuple[tuple[int, ...], str] | None = None  # a newer manifest whose image is not built yet (warned)
+    pending: tuple[tuple[int, ...], dict] | None = None  # a newer manifest whose image is not built yet (warned)
 
 
 Key = tuple[Path, str]  # (project folder, snapshot name): one warm kernel per snapshot of each project
@@ -153,34 +154,20 @@ def _rebuilt(warm: _Warm, store: Any, name: str, stamp: tuple[int, ...]) -> dict
     for again on each cell (one engine call) until the build is there.
     """
     if warm.pending is not None and warm.pending[0] == stamp:
-        manifest, tag = None, warm.pending[1]
+        manifest = warm.pending[1]
     else:
         manifest = store.load(name)
-        tag = image_tag(manifest)
-        if tag == warm.kernel.image.snapshot_image:
+        if image_tag(manifest) == warm.kernel.image.snapshot_image:
             warm.stamp, warm.pending = stamp, None
             return None
-    if not _has_image(warm.kernel.client, tag):
+    if images.verified_image(warm.kernel.client, manifest) is None:
         if warm.pending is None or warm.pending[0] != stamp:
             print(f"snapshot {name!r} changed since its kernel started but is not built yet: cells keep running in "
                   f"{warm.kernel.image.snapshot_image}; build it (%snapshot build {name}) to switch",
                   file=sys.stderr)
-        warm.pending = (stamp, tag)
+        warm.pending = (stamp, manifest)
         return None
-    return manifest or store.load(name)
-
-
-def _has_image(client: Any, tag: str) -> bool:
-    import docker
-    import requests
-
-    try:
-        client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    except (docker.errors.APIError, requests.exceptions.RequestException) as err:
-        raise explain(err, f"looking for the image {tag}") from None
-    return True
+    return manifest
 
 
 def _start(name: str, manifest: dict, cwd: str, listener: Listener, gpus: str | int | None,

@@ -186,7 +186,7 @@ class RemoteKernel:
         if self.kc is not None:
             try:
                 self.kc.stop_channels()
-            except Exception:
+            except Exception:  # broad on purpose: a teardown that must go on to remove the container
                 pass
             self.kc = None
         if self.container is not None:
@@ -262,7 +262,7 @@ class RemoteKernel:
         for name, value in values.items():
             try:
                 blobs[name] = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
-            except Exception as err:
+            except Exception as err:  # broad on purpose: a user object's __reduce__ may raise anything
                 raise VariableError(f"cannot push {name!r}: a {type(value).__name__} cannot be pickled "
                                     f"({_one_line(err)})") from None
         payload = base64.b64encode(pickle.dumps(blobs, protocol=PICKLE_PROTOCOL)).decode("ascii")
@@ -312,7 +312,7 @@ class RemoteKernel:
                                "data (builtins, collections, datetime, decimal, fractions, numpy arrays) from a "
                                "container; pass --pull-trusted to unpickle arbitrary objects from a snapshot you "
                                "trust")
-            except Exception as err:
+            except Exception as err:  # broad on purpose: unpickling runs a class's own code
                 if problem is None:
                     problem = (f"cannot pull {name!r}: unpickling it here failed ({type(err).__name__}: "
                                f"{_one_line(err)}); its class must be importable in this notebook")

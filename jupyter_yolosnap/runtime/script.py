@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+import urllib3
+
 from ..snapshot.store import open_store
-from ..engine.client import connect, explain
+from ..engine.client import ENGINE_ERRORS, STREAM_ERRORS, connect, explain
 from ..exceptions import RunTerminated, RuntimeFailure, YolosnapError
 from . import metrics, tensorboard as tensorboard_sidecar
 from .containers import ContainerSpec, create, gpu_plan, parse_env, parse_volumes, remove_quietly
@@ -100,10 +102,10 @@ def _run(client: Any, image: str, manifest: dict, argv: list[str], spec: Contain
             container = create(client, image, argv, spec, init=True, on_created=lambda c: attached.append(
                 client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
         code = _follow_to_exit(container, attached[0], image, argv, spec.cwd, log_path, out, err)
-    except (YolosnapError, OSError):  # ours, or the log file: already clear (Ctrl-C is no Exception)
+    except YolosnapError:  # ours: already clear (Ctrl-C is no Exception)
         raise
-    except Exception as exc:
-        raise explain(exc, f"running {argv[0]} in {image}") from None
+    except (*ENGINE_ERRORS, urllib3.exceptions.HTTPError) as exc:  # the engine refused or went away. Any other
+        raise explain(exc, f"running {argv[0]} in {image}") from None  # OSError is the log file's, clear as it is
     finally:
         with signals.held():  # a signal during the cleanup must not cut it short
             if container is not None:
@@ -149,9 +151,10 @@ def _follow(stream: Any, out: TextIO, err: TextIO, log: TextIO) -> None:
         try:
             for pair in stream:
                 chunks.put(pair)
-        except Exception:  # the stream closed under us: the container is gone
+        except (*STREAM_ERRORS, ValueError):  # the stream closed under us (ValueError: read on a closed file)
             pass
-        chunks.put(None)
+        finally:  # even after a bug here (printed by threading's hook) the writer below must see the end
+            chunks.put(None)
 
     threading.Thread(target=read, daemon=True, name="yolosnap-run-output").start()
     decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(2)]  # a character may be split

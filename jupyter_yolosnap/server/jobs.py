@@ -139,7 +139,8 @@ class BuildJobs:
                 result = self._build(job.name, job.project, listener=job.listen)
         except YolosnapError as err:
             job.finish(error=job.reason if job.stop.is_set() and job.reason else str(err))
-        except Exception as err:  # a bug, not a user error: keep the traceback in the server log
+        except Exception as err:  # broad on purpose: a bug, and this thread has no caller to raise to, so the
+            # job must still end (the panel stops polling) and the traceback goes to the server log
             log.exception("yolosnap: building %s failed", job.name)
             job.finish(error=f"the build of {job.name!r} failed unexpectedly ({type(err).__name__}: {err}); "
                              "see the Jupyter server log")

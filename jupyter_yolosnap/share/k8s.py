@@ -485,7 +485,7 @@ class _Connection:
         except config.ConfigException as err:
             raise KubernetesError(f"context {shown} of the kubeconfig {self.where} cannot be used: "
                                   f"{self.hide(err)}") from None
-        except Exception as err:
+        except Exception as err:  # broad on purpose: the client raises urllib3, ssl and config errors untyped
             raise KubernetesError(f"context {shown} of the kubeconfig {self.where} cannot be used "
                                   f"({type(err).__name__}: {self.hide(err)})") from None
         for value in [*(configuration.api_key or {}).values(), configuration.password]:
@@ -529,7 +529,7 @@ class _Connection:
             return fn(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
         except ApiException as err:
             raise self.api_error(err, what, kind, name, namespace) from None
-        except Exception as err:
+        except Exception as err:  # broad on purpose: the client raises urllib3, ssl and config errors untyped
             raise self.other_error(err, kind) from None
 
     def other_error(self, err: BaseException, kind: str) -> KubernetesError:
@@ -822,7 +822,7 @@ def status(name: str, namespace: str | None = None, kubeconfig: str | os.PathLik
         except ApiException as err:
             if err.status != 404:
                 raise conn.api_error(err, "read", "Job", name, namespace) from None
-        except Exception as err:
+        except Exception as err:  # broad on purpose: the client raises urllib3, ssl and config errors untyped
             raise conn.other_error(err, "Job") from None
         try:
             job = client.CustomObjectsApi(conn.api).get_namespaced_custom_object_status(
@@ -832,7 +832,7 @@ def status(name: str, namespace: str | None = None, kubeconfig: str | os.PathLik
                 raise KubernetesError(f"no Job or PyTorchJob named {name} in namespace {namespace} (404 Not Found): "
                                       "check the name and --namespace") from None
             raise conn.api_error(err, "read", PYTORCH_KIND, name, namespace) from None
-        except Exception as err:
+        except Exception as err:  # broad on purpose: the client raises urllib3, ssl and config errors untyped
             raise conn.other_error(err, PYTORCH_KIND) from None
         return _pytorch_status(job, name, namespace)
 
@@ -881,7 +881,7 @@ def logs(name: str, namespace: str | None = None, kubeconfig: str | os.PathLike 
                 phase = _one_line(getattr(getattr(pod, "status", None), "phase", None)) or "not started"
                 why = conn.hide(_status_message(err.body))
                 text = f"(no log yet: pod {pod_name} is {phase}{': ' + why if why else ''})\n"
-            except Exception as err:
+            except Exception as err:  # broad on purpose: the client raises urllib3, ssl and config errors untyped
                 raise conn.other_error(err, "pod log") from None
             sections.append((pod_name, text if isinstance(text, str) else ""))
     if len(sections) == 1:
