@@ -41,8 +41,6 @@ STOP_POLL_S = 0.2
 DRAIN_S = 2.0
 #: How long dockerd gets to kill and remove a cancelled step's container before the build removes it itself.
 CONTAINER_GONE_S = 15.0
-#: What reading the build stream raises when the engine goes away mid-build (not wrapped by docker-py).
-_STREAM_ERRORS = STREAM_ERRORS
 
 _STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("yolosnap_build_stop", default=None)
 
@@ -128,13 +126,13 @@ def build_image(client: Any, context: str, network_mode: str = "none",
         try:
             stream = client.api.build(path=context, dockerfile="Dockerfile", network_mode=network_mode,
                                       rm=True, forcerm=True, pull=False, decode=True, nocache=nocache)
-        except _STREAM_ERRORS as err:
+        except STREAM_ERRORS as err:
             raise explain(err, "building the image") from None
     response = responses[0] if responses else None
     try:
         with _interrupt_when(stop, response):
             return client.images.get(_consume(stream, progress, stop)).id  # the full sha256 id
-    except (BuildFailed, BuildCancelled, *_STREAM_ERRORS) as err:
+    except (BuildFailed, BuildCancelled, *STREAM_ERRORS) as err:
         alive = _abandon(client, stream, response, progress)
         raise _stopped(err, stop, alive, progress) from None
     except BaseException:  # the listener's own error, or Ctrl-C: the build stops too, then it goes on up
@@ -228,10 +226,10 @@ def _abandon(client: Any, stream: Any, response: Any, progress: _Progress) -> bo
 
     Returns whether the engine still answers (a build that failed because dockerd went away says so)."""
     _learn_container(stream, progress, response)
-    with contextlib.suppress(*_STREAM_ERRORS):
+    with contextlib.suppress(*STREAM_ERRORS):
         stream.close()
     if response is not None:
-        with contextlib.suppress(*_STREAM_ERRORS):
+        with contextlib.suppress(*STREAM_ERRORS):
             response.close()  # the closed connection is dockerd's cancel: it kills the step's container
     if not _engine_answers(client):
         _remember(progress)  # nothing can be removed on an engine that is gone: the next build does it
@@ -261,7 +259,7 @@ def _learn_container(stream: Any, progress: _Progress, response: Any) -> None:
             progress.feed(chunk)
             if progress.container or progress.step != steps or len(progress.layers) != layers:
                 return
-    except (YolosnapError, ValueError, *_STREAM_ERRORS):  # the build ended, or the stream is closed already
+    except (YolosnapError, ValueError, *STREAM_ERRORS):  # the build ended, or the stream is closed already
         pass
     finally:
         timer.cancel()
@@ -275,10 +273,10 @@ def _wait_container_gone(client: Any, container: str) -> None:
             client.api.inspect_container(container)
         except docker.errors.NotFound:
             return
-        except _STREAM_ERRORS:
+        except STREAM_ERRORS:
             return
         time.sleep(0.1)
-    with contextlib.suppress(*_STREAM_ERRORS):
+    with contextlib.suppress(*STREAM_ERRORS):
         client.api.remove_container(container, force=True, v=True)
 
 
@@ -334,7 +332,7 @@ def _remove_partial(client: Any, layers: list[str]) -> None:
         return
     try:
         client.images.remove(layers[-1], noprune=False)
-    except _STREAM_ERRORS:  # shared with another image, or already gone
+    except STREAM_ERRORS:  # shared with another image, or already gone
         pass
 
 
@@ -343,7 +341,7 @@ def _engine_answers(client: Any) -> bool:
     try:
         client.api.close()  # drops the idle keep-alive connections only; the ping opens a new one
         return bool(client.api.ping())
-    except _STREAM_ERRORS:
+    except STREAM_ERRORS:
         return False
 
 
