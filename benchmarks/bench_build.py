@@ -286,6 +286,7 @@ def _phase(message: str) -> str:
 
 def measure(runs: int, tmp: Path) -> dict:
     from jupyter_yolosnap import service, bake
+    from jupyter_yolosnap.snapshot import names
 
     python = dev_venv()
     dists = installed(python)
