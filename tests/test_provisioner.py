@@ -299,3 +299,150 @@ def test_a_changed_or_unbuilt_snapshot_is_one_clear_line(restored, engine, sync)
     assert "build it first" in never_built and unbuilt in never_built
     assert "\n" not in changed + never_built
     assert not _kernels(engine, name) and not _kernels(engine, unbuilt)
+
+
+def _serve(env: dict, port: int, log: Path) -> subprocess.Popen:
+    """A real Jupyter server with the extension, on 127.0.0.1:``port``; returns once its API answers."""
+    import requests
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         "--IdentityProvider.token=adopt-test", "--ServerApp.port_retries=0", "--allow-root",
+         "--ServerApp.jpserver_extensions={'jupyter_yolosnap': True}", f"--ServerApp.root_dir={env['PROJECT']}"],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()[-3000:]
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/status", headers=AUTH, timeout=2).ok:
+                return server
+        except requests.exceptions.ConnectionError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise AssertionError("the Jupyter server did not answer: " + log.read_text()[-3000:])
+
+
+AUTH = {"Authorization": "token adopt-test"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _execute(connection_file: Path, code: str) -> dict:
+    from jupyter_client import BlockingKernelClient
+
+    kc = BlockingKernelClient(connection_file=str(connection_file))
+    kc.load_connection_file()
+    kc.start_channels()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # a kernel just restarted may not beat yet: the client alone reads that as dead
+            try:
+                kc.wait_for_ready(timeout=30)
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        out: list[str] = []
+        reply = kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(
+            m["content"].get("text", "") if m["msg_type"] == "stream" else
+            m["content"].get("data", {}).get("text/plain", "") if m["msg_type"] == "execute_result" else ""))
+        return {"status": reply["content"]["status"], "out": "".join(out).strip(),
+                "ename": reply["content"].get("ename")}
+    finally:
+        kc.stop_channels()
+
+
+def test_a_restarted_server_adopts_its_restored_kernels(restored, engine, tmp_path):
+    """A real server is SIGKILLed with a restored kernel running: the container survives the dead-owner sweep,
+    the next server lists the kernel, a client finds its variables, restart and shutdown reach its container;
+    records that are not the tool's, or name a container that is gone, are removed without a trace."""
+    import requests
+
+    from jupyter_yolosnap.engine.labels import KERNEL_ID
+    from jupyter_yolosnap.runtime import kernel_records, registry
+
+    runtime = tmp_path / "runtime"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_DATA_DIR": str(restored["root"] / "jupyter-data"), "PROJECT": str(restored["project"])}
+    log = tmp_path / "server.log"
+    first_port, second_port = _free_port(), _free_port()
+    first = _serve(env, first_port, log)
+    second = None
+    try:
+        started = requests.post(f"http://127.0.0.1:{first_port}/api/kernels", headers=AUTH, timeout=120,
+                                json={"name": restored["kernel_name"], "path": "nb"})
+        assert started.status_code == 201, started.text
+        kernel_id = started.json()["id"]
+        connection = runtime / f"kernel-{kernel_id}.json"
+        assert _execute(connection, "x = 41")["status"] == "ok"
+        record = runtime / kernel_records.FOLDER / f"{kernel_id}.json"
+        assert record.is_file() and (record.stat().st_mode & 0o077) == 0, "the record holds the kernel's key"
+        (container,) = engine.containers.list(filters={"label": f"{KERNEL_ID}={kernel_id}"})
+
+        first.kill()  # a crash: no kernel is shut down
+        first.wait(timeout=30)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+            assert container.short_id not in registry.sweep(engine)  # its record says a server will adopt it
+        container.reload()
+        assert container.status == "running"
+
+        stale_owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                     text=True, check=True).stdout.strip()
+        gone_id = str(uuid.uuid4())
+        gone = json.loads(record.read_text())
+        gone.update({"kernel_id": gone_id, "container_id": "0" * 64,
+                     "owner": {"pid": stale_owner, "host": gone["owner"]["host"], "start": ""}})
+        (record.parent / f"{gone_id}.json").write_text(json.dumps(gone))
+        (record.parent / "not-a-kernel.json").write_text("{}")
+        (record.parent / f"{uuid.uuid4()}.json").write_text("[" * 100_000)  # deeply nested junk
+        outside = tmp_path / "outside.json"
+        outside.write_text(json.dumps(gone))
+        (record.parent / f"{uuid.uuid4()}.json").symlink_to(outside)
+
+        began = time.perf_counter()
+        second = _serve(env, second_port, log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = requests.get(f"http://127.0.0.1:{second_port}/api/kernels", headers=AUTH, timeout=10).json()
+            if listed:
+                break
+            time.sleep(0.2)
+        adopted_s = time.perf_counter() - began
+        print(f"\nsecond server up and the kernel adopted in {adopted_s:.1f} s")
+        assert [(k["id"], k["name"]) for k in listed] == [(kernel_id, restored["kernel_name"])], log.read_text()
+        assert sorted(p.name for p in record.parent.iterdir()) == [record.name], "stale records left behind"
+        assert outside.is_file()  # a link is removed, never followed
+        assert _execute(connection, "x + 1")["out"] == "42"  # the same kernel, its state intact
+        owner = json.loads(record.read_text())["owner"]
+        assert owner["pid"] == str(second.pid)
+
+        restarted = requests.post(f"http://127.0.0.1:{second_port}/api/kernels/{kernel_id}/restart",
+                                  headers=AUTH, timeout=120)
+        assert restarted.ok, restarted.text
+        assert _execute(connection, "x")["ename"] == "NameError"  # a fresh kernel in a fresh container
+        (fresh,) = engine.containers.list(filters={"label": f"{KERNEL_ID}={kernel_id}"})
+        assert fresh.id != container.id and json.loads(record.read_text())["container_id"] == fresh.id
+        assert not engine.containers.list(all=True, filters={"id": container.id})
+
+        deleted = requests.delete(f"http://127.0.0.1:{second_port}/api/kernels/{kernel_id}", headers=AUTH,
+                                  timeout=60)
+        assert deleted.status_code == 204, deleted.text
+        assert not engine.containers.list(all=True, filters={"label": f"{KERNEL_ID}={kernel_id}"})
+        assert not record.exists()
+    finally:
+        for server in (first, second):
+            if server is not None and server.poll() is None:
+                server.terminate()
+                server.wait(timeout=30)
+        for leftover in engine.containers.list(all=True, filters={"label": KERNEL_ID}):
+            if leftover.labels.get(SNAPSHOT) == restored["name"]:
+                leftover.remove(force=True)

@@ -21,6 +21,7 @@ ROLE = f"{PREFIX}.role"                # kernel | run | tensorboard | probe
 OWNER_PID = f"{PREFIX}.owner-pid"
 OWNER_HOST = f"{PREFIX}.owner-host"
 OWNER_START = f"{PREFIX}.owner-start"
+KERNEL_ID = f"{PREFIX}.kernel-id"      # a Jupyter server's restored kernel: its record outlives the server
 SCRATCH = f"{PREFIX}.scratch"          # a host folder of the container's own (kernel sockets), removed with it
 
 # set outside the package, named here so that no file spells the prefix again

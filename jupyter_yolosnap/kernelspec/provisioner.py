@@ -23,8 +23,10 @@ does to a kernel, as Enterprise Gateway's Docker and Kubernetes provisioners do:
   interrupt and kill it.
 
 Containers are labelled like every runtime container (role ``kernel``, the snapshot, the server process as their
-owner): ``yolosnap ps`` lists them, and when the server dies without shutting its kernels down, the next
-dead-owner sweep removes them.
+owner): ``yolosnap ps`` lists them. In a Jupyter server they also carry the kernel id and have a record
+(:mod:`~jupyter_yolosnap.runtime.kernel_records`): when the server dies without shutting its kernels down, the
+dead-owner sweep leaves them, and the next server adopts them (:mod:`.adopt`). Elsewhere (nbclient, papermill)
+the next dead-owner sweep removes them.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
@@ -109,7 +112,7 @@ class SnapshotProvisioner(KernelProvisionerBase):
     def _launch(self, env: dict[str, str]) -> None:
         from ..bake import kernel_layer
         from ..events import Event
-        from ..runtime import registry
+        from ..runtime import kernel_records, registry
         from ..runtime.containers import ContainerSpec, create, gpu_plan, make_scratch
         from ..runtime.remote_kernel import kernel_command
         from ..snapshot.store import open_store
@@ -138,13 +141,15 @@ class SnapshotProvisioner(KernelProvisionerBase):
             os.chmod(connection, 0o600)
             spec = ContainerSpec(role="kernel", snapshot=manifest["name"], cwd=self.cwd, gpus=gpus, env=env,
                                  network="host", extra_mounts={folder: {"bind": folder, "mode": "rw"}},
-                                 scratch=folder)
+                                 scratch=folder, kernel_id=self.kernel_id if kernel_records.serving() else "")
             container = create(client, made.image, kernel_command(made.kernel_path, connection)
                                + self._extra_arguments, spec)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         self._container, self.container_id, self.scratch, self.exit_code = container, container.id, folder, None
+        if spec.kernel_id:  # a server's kernel: the next server adopts it if this one dies first
+            kernel_records.write(self.kernel_id, self.record())
         self.log.info("yolosnap kernel %s: running in %s (container %s)", self.snapshot, made.image,
                       container.short_id)
         threading.Thread(target=_follow_logs, args=(container,), daemon=True,
@@ -259,7 +264,10 @@ class SnapshotProvisioner(KernelProvisionerBase):
         self.container_id, self._container, self.scratch = None, None, None
 
     async def cleanup(self, restart: bool = False) -> None:
-        """Whatever is left of the kernel (container, scratch folder); not restarting: its ports and engine client."""
+        """Whatever is left of the kernel (container, scratch folder); not restarting: its record, ports and
+        engine client."""
+        from ..runtime import kernel_records
+
         if self.container_id is not None:
             await asyncio.to_thread(self._remove, None)
         if self.scratch:
@@ -267,6 +275,7 @@ class SnapshotProvisioner(KernelProvisionerBase):
             self.scratch = None
         if restart:
             return
+        kernel_records.remove(self.kernel_id)
         if self.ports_cached:
             cache = LocalPortCache.instance()
             for key in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port"):
@@ -295,13 +304,18 @@ class SnapshotProvisioner(KernelProvisionerBase):
     async def get_provisioner_info(self) -> dict[str, Any]:
         """What a kernel manager elsewhere needs to find this kernel again; plain JSON (the key as text)."""
         info = await super().get_provisioner_info()
-        connection = dict(info.get("connection_info") or {})
+        info.update(self.record())
+        return info
+
+    def record(self) -> dict[str, Any]:
+        """The provisioner info as plain JSON, and the kernelspec's name: what a restarted server adopts."""
+        connection = dict(self.connection_info or {})
         if isinstance(connection.get("key"), bytes):
             connection["key"] = connection["key"].decode("ascii")
-        info.update({"connection_info": connection, "container_id": self.container_id, "snapshot": self.snapshot,
-                     "project": self.project, "digest": self.digest, "gpus": self.gpus, "cwd": self.cwd,
-                     "scratch": self.scratch})
-        return info
+        return {"kernel_id": self.kernel_id, "connection_info": connection, "container_id": self.container_id,
+                "snapshot": self.snapshot, "project": self.project, "digest": self.digest, "gpus": self.gpus,
+                "cwd": self.cwd, "scratch": self.scratch,
+                "kernel_name": str(getattr(self.parent, "kernel_name", "") or "")}
 
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
         """Take over the kernel that ``provisioner_info`` describes: its container, found on the engine by id.
@@ -318,7 +332,8 @@ class SnapshotProvisioner(KernelProvisionerBase):
         for key in ("snapshot", "project", "digest", "gpus"):
             if provisioner_info.get(key) is not None:
                 setattr(self, key, provisioner_info[key])
-        self.cwd, self.scratch = provisioner_info.get("cwd"), provisioner_info.get("scratch")
+        self.cwd = provisioner_info.get("cwd")
+        self.ports_cached = True  # a restart keeps the kernel's ports, as for a kernel started here
         self.container_id = provisioner_info.get("container_id")
         if self.container_id:
             await asyncio.to_thread(self._adopt)
@@ -342,6 +357,9 @@ class SnapshotProvisioner(KernelProvisionerBase):
             raise RuntimeFailure(f"container {container.short_id} is not a kernel of snapshot {self.snapshot!r}; "
                                  "the saved kernel information does not match the engine")
         self._container = container
+        self.scratch = None  # the saved info names no folder to remove: the container's own label does, at removal
+        threading.Thread(target=_follow_logs, args=(container, int(time.time())), daemon=True,
+                         name=f"yolosnap-kernel-logs-{container.short_id}").start()
 
 
 def _explain(err: BaseException, doing: str) -> EngineError:
@@ -350,12 +368,13 @@ def _explain(err: BaseException, doing: str) -> EngineError:
     return explain(err, doing)
 
 
-def _follow_logs(container: Any) -> None:
-    """The kernel's own output into the server's stderr, where a local kernel's goes; ends with the container."""
+def _follow_logs(container: Any, since: int | None = None) -> None:
+    """The kernel's own output into the server's stderr, where a local kernel's goes (from ``since``, a Unix time,
+    for an adopted kernel); ends with the container."""
     from ..engine.client import STREAM_ERRORS
 
     try:
-        for chunk in container.logs(stream=True, follow=True):
+        for chunk in container.logs(stream=True, follow=True, since=since):
             sys.stderr.write(chunk.decode("utf-8", "replace"))
             sys.stderr.flush()
     except (*STREAM_ERRORS, ValueError):  # removed, the engine gone, or (ValueError) the client closed at cleanup

@@ -19,7 +19,7 @@ from ..engine.client import ENGINE_ERRORS, explain
 from ..exceptions import EngineError
 from ..exceptions import RuntimeFailure
 
-ROLE, SNAPSHOT, SCRATCH = labels.ROLE, labels.SNAPSHOT, labels.SCRATCH
+ROLE, SNAPSHOT, SCRATCH, KERNEL_ID = labels.ROLE, labels.SNAPSHOT, labels.SCRATCH, labels.KERNEL_ID
 OWNER_PID, OWNER_HOST, OWNER_START = labels.OWNER_PID, labels.OWNER_HOST, labels.OWNER_START
 SCRATCH_PREFIX = "/tmp/ysk-"
 NETWORKS = ("none", "host")  # the engine runs without a bridge; never reach private ranges
@@ -46,9 +46,17 @@ def owner_labels(role: str, snapshot: str) -> dict[str, str]:
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
-    """Whether the process that started a container still runs (True when it is on another host: not ours)."""
+    """Whether the process that started a container still runs (True when it is on another host: not ours).
+
+    A Jupyter server's restored kernel counts as alive while its record exists: the next server adopts it
+    (:mod:`.kernel_records`)."""
     if labels.get(OWNER_HOST, socket.gethostname()) != socket.gethostname():
         return True
+    if labels.get(KERNEL_ID):
+        from . import kernel_records
+
+        if kernel_records.exists(labels[KERNEL_ID]):
+            return True
     try:
         pid = int(labels.get(OWNER_PID, ""))
     except ValueError:
@@ -190,6 +198,7 @@ class ContainerSpec:
     user: str = field(default_factory=lambda: host_user())  # looked up late: tests map another uid
     extra_mounts: dict[str, dict[str, str]] = field(default_factory=dict)
     scratch: str | None = None  # a SCRATCH_PREFIX folder that dies with the container
+    kernel_id: str = ""  # a Jupyter server's kernel id: the container outlives the server (kernel_records)
 
 
 def workspace(cwd: str) -> str:
@@ -221,7 +230,8 @@ def create(client: Any, image: str, command: list[str], spec: ContainerSpec, ini
         container = client.containers.create(
             image, command, entrypoint=[], working_dir=cwd, user=spec.user, environment=environment,
             volumes=volumes, network_mode=spec.network, shm_size="1g", device_requests=requests or None,
-            labels={**owner_labels(spec.role, spec.snapshot), **({SCRATCH: spec.scratch} if spec.scratch else {})},
+            labels={**owner_labels(spec.role, spec.snapshot), **({SCRATCH: spec.scratch} if spec.scratch else {}),
+                    **({KERNEL_ID: spec.kernel_id} if spec.kernel_id else {})},
             stdin_open=False, tty=False, init=init or None)
         if on_created is not None:
             on_created(container)

@@ -22,7 +22,9 @@ from ..engine.client import ENGINE_ERRORS, connect, explain
 from ..events import Listener, ignore
 from ..exceptions import RuntimeFailure
 from ..bake import kernel_layer
-from .containers import (OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, gpu_plan, owner_alive, parse_env, parse_volumes, remove_quietly)
+from . import kernel_records
+from .containers import (KERNEL_ID, OWNER_HOST, OWNER_PID, ROLE, SNAPSHOT, ContainerSpec, gpu_plan, owner_alive,
+                         parse_env, parse_volumes, remove_quietly)
 from .remote_kernel import RemoteKernel
 
 ROLES = ("kernel", "run", "tensorboard")
@@ -230,6 +232,7 @@ def end(name: str | None = None, everyone: bool = False, client: Any | None = No
         elif everyone or not owner_alive(container.labels):
             removed.append(_row(container))
             remove_quietly(container)
+            kernel_records.remove(container.labels.get(KERNEL_ID, ""))  # a server's kernel: no one adopts it now
     return removed
 
 

@@ -19,4 +19,15 @@ def load(serverapp: Any) -> None:
     web_app = serverapp.web_app
     web_app.settings[SETTINGS_JOBS] = BuildJobs()
     web_app.add_handlers(".*$", routes(web_app.settings.get("base_url", "/")))
+    _adopt_kernels(serverapp)
     serverapp.log.info("jupyter_yolosnap: REST API at %syolosnap/", web_app.settings.get("base_url", "/"))
+
+
+def _adopt_kernels(serverapp: Any) -> None:
+    """Restored kernels this server starts get records; those an earlier server left are adopted once the loop
+    runs (:mod:`jupyter_yolosnap.kernelspec.adopt`)."""
+    from ..kernelspec.adopt import adopt
+    from ..runtime import kernel_records
+
+    kernel_records.serve()
+    serverapp.io_loop.add_callback(adopt, serverapp.kernel_manager, serverapp.log)
