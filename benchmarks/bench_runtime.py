@@ -97,7 +97,7 @@ def measure(cells: int, starts: int, folder: Path) -> dict:
 
 
 def cleanup() -> None:
-    from jupyter_yolosnap import bake, runtime
+    from jupyter_yolosnap import runtime
     from jupyter_yolosnap.engine.client import connect
     from jupyter_yolosnap.snapshot import names
 

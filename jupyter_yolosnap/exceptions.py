@@ -145,3 +145,20 @@ class NoVerifiedImage(RuntimeFailure):
                          f"first: %snapshot build {name} (in a terminal: yolosnap build {name})")
         self.name = name
         self.tag = tag
+
+
+class ArchiveError(YolosnapError):
+    """A snapshot archive that cannot be written, or is refused on import: damaged (truncated, a wrong checksum),
+    tampered with (a member replaced, links, ``..`` paths, extra members), of a newer format, or holding an image
+    other than the one its manifest names. Nothing of a refused archive is registered or left on the engine."""
+
+
+class RegistryError(YolosnapError):
+    """A registry push or pull that failed (a login is needed, the reference is not there, the registry cannot be
+    reached) or a pulled image that is refused (no snapshot manifest inside, labels that name another manifest).
+    The line never holds a credential."""
+
+
+class SnapshotExists(YolosnapError):
+    """An import or pull would put another environment under the name of a snapshot the project already has
+    (a different digest); nothing was changed. Pass ``replace`` (``--replace``) to keep the old one in history."""

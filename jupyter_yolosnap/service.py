@@ -297,6 +297,36 @@ def unrestore(name: str, project: Project = None) -> bool:
 # ------------------------------------------------------------------------------------------------ share
 
 
+def export(name: str, path: str, project: Project = None, listener: Listener = ignore) -> Any:
+    """Write snapshot ``name`` and its verified image into one ``.tar.gz`` at ``path`` (a folder: NAME.tar.gz)."""
+    from .share import archive
+
+    validate_name(name)
+    return archive.export(open_store(project), name, path, listener)
+
+
+def import_archive(path: str, project: Project = None, replace: bool = False, listener: Listener = ignore) -> Any:
+    """Register the snapshot archived at ``path`` in the project, its image loaded and verified first."""
+    from .share import archive
+
+    return archive.import_archive(open_store(project), path, replace, listener)
+
+
+def push(name: str, reference: str, project: Project = None, listener: Listener = ignore) -> Any:
+    """Push snapshot ``name``'s verified image, its manifest inside, as ``reference``; recorded in registry.json."""
+    from .share import registry
+
+    validate_name(name)
+    return registry.push(open_store(project), name, reference, listener)
+
+
+def pull(reference: str, project: Project = None, replace: bool = False, listener: Listener = ignore) -> Any:
+    """Pull ``reference`` and register the snapshot inside it, checked as an import is."""
+    from .share import registry
+
+    return registry.pull(open_store(project), reference, replace, listener)
+
+
 @dataclass(frozen=True)
 class K8sOptions:
     """Where and how a Kubernetes job of a snapshot runs (``yolosnap k8s``)."""
@@ -313,13 +343,16 @@ class K8sOptions:
 
 def k8s_job(name: str, argv: Sequence[str], project: Project = None, options: K8sOptions = K8sOptions()) -> Any:
     """The Kubernetes Job (``--nodes N``: a Kubeflow PyTorchJob) that runs ``argv`` in snapshot ``name``'s image."""
-    from .share import k8s
+    from .share import k8s, records
 
-    if not options.image:
-        raise k8s.KubernetesUsageError(f"a cluster pulls the image from a registry: push snapshot {name!r} and pass "
-                                       "--image REGISTRY/REPO@sha256:DIGEST")
-    data = open_store(project).load(name)
-    return k8s.render_job(data, options.image, list(argv), gpus=options.gpus, volumes=list(options.volumes),
+    store = open_store(project)
+    data = store.load(name)
+    image = options.image or records.published(store, data["name"], data["digest"])
+    if not image:
+        raise k8s.KubernetesUsageError(f"a cluster pulls the image from a registry: push snapshot {name!r} first "
+                                       f"(yolosnap push {data['name']} REGISTRY/REPO:TAG), or pass --image "
+                                       "REGISTRY/REPO@sha256:DIGEST")
+    return k8s.render_job(data, image, list(argv), gpus=options.gpus, volumes=list(options.volumes),
                           env=list(options.env), nodes=options.nodes, namespace=options.namespace)
 
 
@@ -344,6 +377,7 @@ def k8s_logs(name: str, options: K8sOptions = K8sOptions()) -> str:
     return k8s.logs(k8s.job_name(validate_name(name)), options.namespace, options.kubeconfig, options.context)
 
 
-__all__ = ["K8sOptions", "k8s_apply", "k8s_job", "k8s_logs", "k8s_status", "BuildOptions", "Deleted", "Restored", "RunOptions", "RunResult", "Saved", "SnapshotSummary", "build",
-           "capture", "check", "delete", "diff", "display_name", "history", "kernel", "kernel_name", "list_snapshots",
-           "load", "open_store", "ps", "readiness", "restore", "run", "save", "stop", "summarize", "unrestore"]
+__all__ = ["BuildOptions", "Deleted", "K8sOptions", "Restored", "RunOptions", "RunResult", "Saved", "SnapshotSummary",
+           "build", "capture", "check", "delete", "diff", "display_name", "export", "history", "import_archive",
+           "k8s_apply", "k8s_job", "k8s_logs", "k8s_status", "kernel", "kernel_name", "list_snapshots", "load",
+           "open_store", "ps", "pull", "push", "readiness", "restore", "run", "save", "stop", "summarize", "unrestore"]

@@ -54,18 +54,10 @@ fi
 
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
     echo "engine-up: installing docker.io from Debian" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    # Keep the package's maintainer scripts from starting a dockerd of their
-    # own (with the default bridge): a policy-rc.d that says "no" while we install.
-    made_policy=
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
+    # apt-install.sh keeps the package's maintainer scripts from starting a dockerd of their own (with the
+    # default bridge) while it installs.
     rc=0
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker.io >/dev/null; } || rc=$?
-    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+    bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" docker.io || rc=$?
     [ "$rc" -eq 0 ] || die "apt-get install docker.io failed (exit $rc)"
     command -v dockerd >/dev/null 2>&1 || die "docker.io is installed but dockerd is not on PATH"
 fi

@@ -29,6 +29,7 @@ if [ "${#need[@]}" -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
 fi
 
 bash scripts/engine-up.sh
+bash scripts/registry-up.sh  # Debian's docker-registry and htpasswd: the registry tests start their own
 bash scripts/standin-base.sh "$PY" >/dev/null
 
 VENV=.venv

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +15,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from jupyter_yolosnap import service
-from jupyter_yolosnap.exceptions import UsageFailure
 from jupyter_yolosnap.frontends import commands
-from jupyter_yolosnap.frontends.magics import SnapshotMagics
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_yolosnap"
 HOSTILE = ["../x", "a;rm -rf /", "--x", "a\nb", "$(id)", "x" * 300, "a/b", ".."]
@@ -116,8 +113,8 @@ def test_in_env_usage_errors_are_one_line(shell, line):
 def test_every_verb_of_the_parser_is_a_service_function():
     verbs = set(commands.build_parser()._subparsers._group_actions[0].choices)
     assert verbs == {"save", "list", "show", "history", "diff", "delete", "build", "check", "run", "restore", "ps",
-                     "stop", "k8s"}
-    named = {"list": "list_snapshots", "show": "load", "k8s": "k8s_job"}
+                     "stop", "k8s", "export", "import", "push", "pull"}
+    named = {"list": "list_snapshots", "show": "load", "k8s": "k8s_job", "import": "import_archive"}
     for verb in verbs:
         assert callable(getattr(service, named.get(verb, verb))), verb
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403  (jp_fetch, jp_serverapp and what they need)
 
-from jupyter_yolosnap import service, bake, kernelspec
+from jupyter_yolosnap import service, kernelspec
 from jupyter_yolosnap.snapshot import names
 from jupyter_yolosnap.snapshot import manifest as manifest_io
 from jupyter_yolosnap.events import Event
@@ -24,6 +24,7 @@ from jupyter_yolosnap.exceptions import BuildRunning
 from jupyter_yolosnap.server.jobs import BuildJobs
 
 from .conftest import make_venv, run
+from .server_support import call, jp_server_config  # noqa: F401  (fixtures)
 
 PIP = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
 
@@ -54,32 +55,6 @@ def site(tmp_path_factory):
 @pytest.fixture
 def jp_root_dir(site):
     return site["root"]
-
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"jupyter_yolosnap": True}}}
-
-
-@pytest.fixture
-def call(jp_fetch, jp_asyncio_loop):
-    """``call(METHOD, *url parts, status=..., body=..., **params)`` -> the JSON reply (None for an empty body)."""
-
-    def _call(method: str, *parts: str, status: int = 200, body: dict | None = None, timeout: float = 60,
-              headers: dict | None = None, **params: str):
-        kwargs = {"method": method, "raise_error": False, "request_timeout": timeout, "params": params,
-                  "headers": headers}
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            kwargs["body"] = json.dumps(body or {})
-        async def fetch():  # the fetch's future is made inside the running loop, whatever loop is current
-            return await jp_fetch(*parts, **kwargs)
-
-        response = jp_asyncio_loop.run_until_complete(fetch())
-        text = response.body.decode() if response.body else ""
-        assert response.code == status, f"{method} {'/'.join(parts)}: {response.code} {text}"
-        return json.loads(text) if text else None
-
-    return _call
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ STRATEGY = f"{PREFIX}.strategy"        # wheelhouse | pinned
 ACCEPTED = f"{PREFIX}.accepted"        # what the build accepted (``pypi``: PyPI wheels for conda's)
 KERNEL_PATH = f"{PREFIX}.kernel-path"  # kernel layer: where its ipykernel lives
 VERSION = f"{PREFIX}.version"          # the jupyter_yolosnap version that made the layer
+MANIFEST = f"{PREFIX}.manifest"        # pushed images: where the manifest file is inside (share/registry.py)
 
 # containers
 ROLE = f"{PREFIX}.role"                # kernel | run | tensorboard | probe

@@ -42,6 +42,11 @@ def _container_options(sub: argparse.ArgumentParser) -> None:
                      help="an extra folder to mount (repeatable); the working directory is always mounted")
 
 
+def _replace(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--replace", action="store_true", help="replace a snapshot of that name that holds another "
+                     "environment (it stays in history)")
+
+
 def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.ArgumentParser:
     """The subcommands; ``raising=True`` makes argparse raise ``UsageFailure`` instead of exiting."""
     cls = _Parser if raising else argparse.ArgumentParser
@@ -118,10 +123,26 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     stop.add_argument("name", nargs="?", help="only this snapshot's (default: every snapshot's)")
     stop.add_argument("--all", dest="everyone", action="store_true",
                       help="also end containers of other notebooks and runs that are still alive")
+    export = command("export", "write snapshot NAME and its verified image into one .tar.gz (image, manifest, "
+                               "Dockerfile, checksums) to carry to another machine")
+    export.add_argument("name")
+    export.add_argument("file", metavar="FILE", help="the archive to write (a folder: NAME.tar.gz in it)")
+    imp = command("import", "register the snapshot in an archive written by export: every checksum, the manifest "
+                            "digest and the image are checked first")
+    imp.add_argument("file", metavar="FILE")
+    _replace(imp)
+    push = command("push", "push snapshot NAME's verified image, its manifest inside, to a registry (logins are "
+                           "the engine's: docker login)")
+    push.add_argument("name")
+    push.add_argument("reference", metavar="REGISTRY/REPO:TAG")
+    pull = command("pull", "pull an image pushed by push and register the snapshot inside it, checked as import is")
+    pull.add_argument("reference", metavar="REGISTRY/REPO:TAG")
+    _replace(pull)
     k8s = command("k8s", "print the Kubernetes Job that runs the command in snapshot NAME's pushed image (by digest), "
                          "with nvidia.com/gpu limits; --apply submits it with your kubeconfig")
     k8s.add_argument("name")
-    k8s.add_argument("--image", metavar="REPO@sha256:DIGEST", help="the snapshot's image as pushed to a registry")
+    k8s.add_argument("--image", metavar="REPO@sha256:DIGEST", help="the snapshot's image in a registry (default: "
+                     "where this manifest was last pushed or pulled)")
     k8s.add_argument("--gpus", default=None, help="GPUs per pod: a count (requests and limits of nvidia.com/gpu)")
     k8s.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VAL", help="an environment variable")
     k8s.add_argument("-v", "--volume", action="append", default=[], metavar="HOST:CONTAINER[:ro]",
@@ -134,7 +155,7 @@ def build_parser(prog: str = "yolosnap", raising: bool = False) -> argparse.Argu
     what.add_argument("--apply", action="store_true", help="submit the job")
     what.add_argument("--status", action="store_true", help="show the job's state instead")
     what.add_argument("--logs", action="store_true", help="print the job's pod logs instead")
-    k8s.epilog = "The command comes after --:  k8s NAME --image R@sha256:D --gpus 2 -- python train.py --epochs 3"
+    k8s.epilog = "The command comes after --:  k8s NAME --gpus 2 -- python train.py --epochs 3"
     return parser
 
 
@@ -252,6 +273,20 @@ def execute(args: argparse.Namespace) -> Outcome:
         restored = service.restore(args.name, args.project, _listener(args))
         return Outcome(render.render_restored(args.name, restored), data=restored.kernel_name,
                        last_line=restored.kernel_name)
+    if verb == "export":
+        exported = service.export(args.name, args.file, args.project, _listener(args))
+        return Outcome(render.render_exported(exported), data=exported, last_line=str(exported.path))
+    if verb == "import":
+        imported = service.import_archive(args.file, args.project, args.replace, _listener(args))
+        return Outcome(render.render_adopted(imported, f"Imported snapshot {imported.name!r} from {args.file}"),
+                       data=imported, last_line=imported.image)
+    if verb == "push":
+        pushed = service.push(args.name, args.reference, args.project, _listener(args))
+        return Outcome(render.render_pushed(pushed), data=pushed, last_line=pushed.by_digest)
+    if verb == "pull":
+        pulled = service.pull(args.reference, args.project, args.replace, _listener(args))
+        return Outcome(render.render_adopted(pulled, f"Pulled snapshot {pulled.name!r} from {pulled.reference}"),
+                       data=pulled, last_line=pulled.image)
     if verb == "k8s":
         options = service.K8sOptions(args.image, args.gpus, tuple(args.volume), tuple(args.env), args.nodes,
                                      args.namespace, args.kubeconfig, args.context)

@@ -26,6 +26,10 @@ from .commands import build_parser, execute, fill_defaults, in_env_parser, parse
 _HELP = build_parser(prog="%snapshot").format_help()
 
 
+SHARING = {"export": "Exporting snapshot {!r}", "import": "Importing {}", "push": "Pushing snapshot {!r}",
+           "pull": "Pulling {}"}  # the verbs that move images show a bar
+
+
 @magics_class
 class SnapshotMagics(Magics):
     """Snapshot this kernel's environment, build and check it, run code in its container."""
@@ -50,6 +54,11 @@ class SnapshotMagics(Magics):
                 from .progress import NotebookProgress
 
                 progress = args.listener = NotebookProgress(f"Building snapshot {args.name!r}")
+            elif args.command in SHARING:
+                from .progress import NotebookProgress
+
+                progress = args.listener = NotebookProgress(SHARING[args.command].format(
+                    getattr(args, "name", None) or getattr(args, "file", None) or getattr(args, "reference", "")))
             elif args.command == "restore":  # a bar only when the kernel image must be made
                 from .progress import LazyProgress
 
@@ -127,6 +136,11 @@ Examples::
     %snapshot ps                         # warm kernels, runs and TensorBoards of snapshots
     %snapshot stop yolo-v5-base          # end this notebook's kernel of it (--all: everyone's)
     %snapshot delete yolo-v5-base        # remove the snapshot and its kernel (images stay)
+    %snapshot export yolo-v5-base yolo-v5-base.tar.gz   # image, manifest, Dockerfile, checksums in one file
+    %snapshot import yolo-v5-base.tar.gz # checked end to end before anything is registered (--replace)
+    %snapshot push yolo-v5-base registry.internal.ai/yolo-train:2025-q2   # logins: docker login
+    %snapshot pull registry.internal.ai/yolo-train:2025-q2               # the image and its snapshot
+    %snapshot k8s yolo-v5-base --gpus 2 -- python train.py   # the Kubernetes Job (--apply submits it)
 
     %%in_env yolo-v5-base --gpus auto --push cfg --pull metrics   (cell magic: the cell runs in the container)
 

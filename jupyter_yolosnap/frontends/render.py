@@ -254,3 +254,25 @@ def render_unrestored(name: str, removed: bool) -> Message:
 def render_submitted(submitted) -> Message:  # submitted: share.k8s.Submitted
     return Message(f"Submitted {submitted.kind} {submitted.name} in namespace {submitted.namespace}", ("", ""),
                    [("uid", submitted.uid), ("follow", "yolosnap k8s SNAPSHOT --status (or --logs)")])
+
+
+def render_exported(exported) -> Message:  # exported: share.archive.Exported
+    return Message(f"Exported snapshot {exported.name!r} to {exported.path}", ("", ""),
+                   [("archive", f"{exported.bytes / 1e6:.1f} MB (image {exported.image_bytes / 1e6:.1f} MB unpacked)"),
+                    ("manifest", exported.digest), ("image", exported.image_id),
+                    ("elsewhere", f"yolosnap import {exported.path.name}")])
+
+
+def render_adopted(adopted, title: str) -> Message:  # adopted: share.archive.Imported or share.registry.Pulled
+    rows = [("image", adopted.image), ("manifest", adopted.digest),
+            ("checked", "a capture inside the image matches the manifest" if adopted.checked else "not run"),
+            ("took", f"{adopted.seconds:.1f} s")]
+    if adopted.previous:
+        rows.append(("replaced", f"{adopted.previous} (kept in history)"))
+    return Message(title, ("", ""), rows)
+
+
+def render_pushed(pushed) -> Message:  # pushed: share.registry.Pushed
+    return Message(f"Pushed snapshot {pushed.name!r} to {pushed.reference}", ("", ""),
+                   [("by digest", pushed.by_digest), ("teammates", f"yolosnap pull {pushed.reference}"),
+                    ("cluster", f"yolosnap k8s {pushed.name} --gpus 1 -- python train.py")])

@@ -18,8 +18,9 @@ from tornado import web
 
 from .. import service
 from ..frontends import render
-from ..exceptions import (BuildRunning, CaptureError, EngineError, InvalidName, ManifestError, RuntimeFailure,
-                          SnapshotNotFound, StoreError, UsageFailure, YolosnapError)
+from ..exceptions import (ArchiveError, BuildRunning, CaptureError, EngineError, InvalidName, KubernetesError,
+                          ManifestError, RegistryError, RuntimeFailure, SnapshotExists, SnapshotNotFound, StoreError,
+                          UsageFailure, YolosnapError)
 from ..snapshot.names import kernel_name, validate_name
 from ..snapshot.store import Store
 from . import SETTINGS_JOBS, project
@@ -31,8 +32,10 @@ from .kernels import kernel_python
 STATUS: tuple[tuple[type[YolosnapError], int], ...] = (
     (InvalidName, 400), (UsageFailure, 400),
     (SnapshotNotFound, 404),
-    (BuildRunning, 409), (RuntimeFailure, 409),
+    (BuildRunning, 409), (RuntimeFailure, 409), (SnapshotExists, 409),
     (EngineError, 503),
+    (RegistryError, 502), (KubernetesError, 502),  # a registry or cluster behind this server refused or is gone
+    (ArchiveError, 500),  # the archive could not be written into the notebook's folder (permissions, full disk)
     (ManifestError, 422),  # a hand-edited or hostile manifest: the request was fine, the file is refused
     (CaptureError, 500), (StoreError, 500),
     (YolosnapError, 500),
@@ -249,7 +252,10 @@ class RestoreHandler(YolosnapHandler):
 
 
 def routes(base_url: str) -> list[tuple[str, type[YolosnapHandler]]]:
+    from .share import ROUTES as SHARE  # export, push, k8s (server/share.py builds on YolosnapHandler)
+
     one = r"/snapshots/(?P<name>[^/]+)"
     table = [(r"/snapshots/?", SnapshotsHandler), (one + "/?", SnapshotHandler), (one + "/diff/?", DiffHandler),
-             (one + "/build/?", BuildHandler), (one + "/restore/?", RestoreHandler)]
+             (one + "/build/?", BuildHandler), (one + "/restore/?", RestoreHandler),
+             *((one + pattern, handler) for pattern, handler in SHARE)]
     return [(url_path_join(base_url, "yolosnap") + pattern, handler) for pattern, handler in table]

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
-from ..exceptions import ManifestError, UnsafeValue
+from ..exceptions import UnsafeValue
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "snapshot-v1.schema.json"
 MAX_DEPTH = 16

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import manifest as manifest_io
-from ..exceptions import InvalidName, SnapshotNotFound, StoreError
+from ..exceptions import SnapshotNotFound, StoreError
 from .names import is_valid_name, split_reference, validate_name
 
 STORE_DIR = ".yolosnap"
@@ -200,7 +200,7 @@ class Store:
         """An exclusive advisory lock per snapshot: concurrent writers queue instead of interleaving."""
         lock = self.root / f".lock-{validate_name(name)}"
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _file_mode())
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, file_mode())
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise StoreError(f"{lock} is a symbolic link; remove it (locks are never followed) and try "
@@ -245,7 +245,7 @@ def history_name(previous: dict) -> str:
     return f"{stamp or 'unknown'}-{prefix}.json"
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """0666 less the process umask (read from /proc, so no thread ever changes it), like ``open()`` gives."""
     try:
         with open("/proc/self/status", encoding="ascii") as handle:
@@ -262,7 +262,7 @@ def _write_temp(folder: Path, text: str) -> str:
     from teammates)."""
     fd, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
-        os.fchmod(fd, _file_mode())
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

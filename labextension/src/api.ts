@@ -55,6 +55,29 @@ export interface IRestored {
   image: string;
 }
 
+/** `POST snapshots/NAME/export`: the archive written into the notebook's folder (`file`: from the server root). */
+export interface IExported {
+  file: string;
+  bytes: number;
+  digest: string;
+  image_id: string;
+  seconds: number;
+}
+
+/** `POST snapshots/NAME/push`: the pushed `repo:tag`, and the same image by the registry's digest. */
+export interface IPushed {
+  reference: string;
+  by_digest: string;
+  digest: string;
+  seconds: number;
+}
+
+/** `GET snapshots/NAME/k8s`: the Job's YAML (for `kubectl apply -f`) and the pushed image it runs. */
+export interface IK8sJob {
+  yaml: string;
+  image: string;
+}
+
 /** An error answered by the server (or the network), carrying the server's message and HTTP status. */
 export class APIError extends Error {
   constructor(message: string, readonly status: number) {

@@ -1,6 +1,7 @@
 /**
  * The "Environment snapshots" sidebar: the snapshots of the current notebook's folder, one selected
- * snapshot's details and diff against the notebook's kernel, and Save / Build / Restore / Delete.
+ * snapshot's details and diff against the notebook's kernel, and Save / Build / Restore / Delete; for a verified
+ * snapshot also Export (an archive in the notebook's folder), Push (to a registry) and Kubernetes Job (its YAML).
  */
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
@@ -15,6 +16,9 @@ import {
   APIError,
   IBuildStatus,
   IDiff,
+  IExported,
+  IK8sJob,
+  IPushed,
   IRestored,
   ISnapshotDetails,
   ISnapshotList,
@@ -66,6 +70,12 @@ function button(label: string, title: string, onClick: () => void): HTMLButtonEl
   node.dataset.action = label.replace(/\W+/g, '-').replace(/-$/, '').toLowerCase();
   node.addEventListener('click', onClick);
   return node;
+}
+
+/** A size as the status line shows it: "420 MB", "3.5 MB". */
+function megabytes(bytes: number): string {
+  const mb = bytes / 1e6;
+  return `${mb >= 10 ? Math.round(mb) : mb.toFixed(1)} MB`;
 }
 
 function savedText(saved: string): string {
@@ -234,6 +244,20 @@ export class SnapshotPanel extends Widget {
     }
     const facts = h('dl', 'jp-yolosnap-facts');
     const diff = h('pre', 'jp-yolosnap-diff', 'Comparing with the notebook kernel...');
+    // Sharing needs the verified image: offered only for a verified snapshot.
+    const share = summary.image.state !== 'verified' ? [] : [h(
+      'div',
+      'jp-yolosnap-actions jp-yolosnap-share',
+      button('Export', "Write this snapshot and its verified image into one .tar.gz in the notebook's folder", () =>
+        void this.exportArchive(name)
+      ),
+      button('Push', "Push this snapshot's verified image (its manifest inside) to a registry", () =>
+        void this.push(name)
+      ),
+      button('Kubernetes Job', 'Show the Kubernetes Job that runs a command in the pushed image', () =>
+        void this.k8sJob(name)
+      )
+    )];
     this._detailsNode.replaceChildren(
       h('h3', 'jp-yolosnap-details-title', name),
       h(
@@ -245,6 +269,7 @@ export class SnapshotPanel extends Widget {
         ),
         button('Delete', 'Delete this snapshot', () => void this.remove(name))
       ),
+      ...share,
       this._buildLog,
       facts,
       h('h4', '', 'Difference from the notebook kernel'),
@@ -404,6 +429,113 @@ export class SnapshotPanel extends Widget {
     } catch (error) {
       this._showStatus('');
       this._showError(error);
+    }
+  }
+
+  /** Ask a file name and write the snapshot's archive into the notebook's folder (replacing only when asked). */
+  async exportArchive(name: string): Promise<void> {
+    const result = await InputDialog.getText({
+      title: `Export ${name} to an archive in the notebook's folder`,
+      label: 'File name (.tar.gz)',
+      text: `${name}.tar.gz`
+    });
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    const file = result.value.trim();
+    const path = notebookFolder(this._tracker.currentWidget);
+    this._showError('');
+    let replace = false;
+    for (;;) {
+      this._showStatus(`Exporting ${name} to ${file} (the image is saved and compressed: a minute or so)...`);
+      try {
+        const exported = await requestAPI<IExported>(
+          snapshotPath(name, 'export'),
+          { path },
+          { method: 'POST', body: JSON.stringify({ file, replace }) }
+        );
+        this._showStatus(`Exported to ${exported.file} (${megabytes(exported.bytes)})`);
+        return;
+      } catch (error) {
+        this._showStatus('');
+        if (!replace && error instanceof APIError && error.status === 409 && /already exists/.test(error.message)) {
+          const answer = await showDialog({
+            title: 'Replace the archive?',
+            body: `${error.message.split(';')[0]}. Replace it?`,
+            buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
+          });
+          if (answer.button.accept) {
+            replace = true;
+            continue;
+          }
+          return;
+        }
+        this._showError(error);
+        return;
+      }
+    }
+  }
+
+  /** Ask a registry reference and push the snapshot's verified image there; the status names it by digest. */
+  async push(name: string): Promise<void> {
+    const result = await InputDialog.getText({
+      title: `Push ${name} to a registry`,
+      label: 'Reference: REGISTRY/REPOSITORY:TAG (log in with docker login first)',
+      placeholder: `registry.example.com/team/${name}:latest`
+    });
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    const reference = result.value.trim();
+    this._showError('');
+    this._showStatus(`Pushing ${name} to ${reference}...`);
+    try {
+      const pushed = await requestAPI<IPushed>(
+        snapshotPath(name, 'push'),
+        { path: notebookFolder(this._tracker.currentWidget) },
+        { method: 'POST', body: JSON.stringify({ reference }) }
+      );
+      this._showStatus(`Pushed ${pushed.reference}: ${pushed.by_digest}`);
+    } catch (error) {
+      this._showStatus('');
+      this._showError(error);
+    }
+  }
+
+  /** Ask the command and show the Kubernetes Job that runs it in the pushed image (YAML for kubectl apply -f). */
+  async k8sJob(name: string): Promise<void> {
+    const result = await InputDialog.getText({
+      title: `Kubernetes Job for ${name}`,
+      label: 'Command to run in the image',
+      text: 'python train.py'
+    });
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    this._showError('');
+    let job: IK8sJob;
+    try {
+      job = await requestAPI<IK8sJob>(snapshotPath(name, 'k8s'), {
+        path: notebookFolder(this._tracker.currentWidget),
+        command: result.value
+      });
+    } catch (error) {
+      this._showError(error);
+      return;
+    }
+    const body = new Widget({ node: h('pre', 'jp-yolosnap-k8s', job.yaml) });
+    const answer = await showDialog({
+      title: `Kubernetes Job for ${name} (kubectl apply -f)`,
+      body,
+      buttons: [Dialog.cancelButton({ label: 'Close' }), Dialog.okButton({ label: 'Copy' })]
+    });
+    if (answer.button.accept) {
+      try {
+        await navigator.clipboard.writeText(job.yaml);
+        this._showStatus(`Copied the Job of ${name} (kubectl apply -f -)`);
+      } catch (error) {
+        this._showError(`cannot copy to the clipboard here (${error}); select the YAML and copy it`);
+      }
     }
   }
 
