@@ -96,6 +96,7 @@ class Restored:
     kernel_name: str
     display_name: str
     image: str
+    gpu_fit: str = ""  # the GPU-fit verdict on this host (gpu/fit.py)
 
 
 @dataclass(frozen=True)
@@ -228,19 +229,21 @@ def readiness(data: dict) -> list[str]:
 
 
 def run(name: str, argv: Sequence[str], project: Project = None, options: RunOptions = RunOptions()) -> RunResult:
-    """Run ``argv`` in a fresh container of snapshot ``name``; its metrics table plotted beside its log."""
+    """Run ``argv`` in a fresh container of snapshot ``name``; its metrics table (and, with GPUs, its GPU
+    telemetry) plotted into a PNG beside its log."""
+    from .gpu import telemetry
     from .runtime import metrics, script
 
     done = script.run_script(name, list(argv), project, gpus=options.gpus, env=list(options.env),
                              volumes=list(options.volumes), network=options.network,
                              tensorboard=options.tensorboard)
     result = RunResult(done)
-    if done.metrics is not None:
-        result.table = metrics.read(done.metrics)
-        result.png = metrics.plot_png(result.table) if result.table is not None else None
-        if result.png is not None:
-            result.png_path = done.log.with_suffix(".png")
-            result.png_path.write_bytes(result.png)
+    result.table = metrics.read(done.metrics) if done.metrics is not None else None
+    gpu = telemetry.read_csv(done.gpu_csv) if done.gpu_csv is not None else None
+    result.png = metrics.plot_png(result.table, gpu)
+    if result.png is not None:
+        result.png_path = done.log.with_suffix(".png")
+        result.png_path.write_bytes(result.png)
     return result
 
 
@@ -283,7 +286,9 @@ def restore(name: str, project: Project = None, listener: Listener = ignore) -> 
     finally:
         client.close()
     installed = kernelspec.install(data["name"], store.project, data)
-    return Restored(installed, display_name(data["name"]), made.image)
+    from .gpu import fit
+
+    return Restored(installed, display_name(data["name"]), made.image, fit.verdict(data, probe_gpus()).line)
 
 
 def unrestore(name: str, project: Project = None) -> bool:

@@ -7,6 +7,7 @@ real library would. Standard library only at import time.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Tuple
@@ -26,7 +27,7 @@ def _error_entry(err: BaseException, pynvml: ModuleType) -> Dict[str, Any]:
     return {"error": names[0] if names else None, "code": code, "message": str(err)}
 
 
-def record_nvml(nvml: Any = None) -> Dict[str, Any]:
+def record_nvml(nvml: Any = None, samples: int = 0, interval: float = 1.0) -> Dict[str, Any]:
     """Call every NVML function the probe uses and return the raw answers, in the form RecordedNvml reads.
 
     Run on a GPU machine (``tools/record_nvml.py``) to make a test fixture. Each call is stored as
@@ -88,6 +89,24 @@ def record_nvml(nvml: Any = None) -> Dict[str, Any]:
             device["nvmlDeviceGetCudaComputeCapability"], _ = call(
                 "nvmlDeviceGetCudaComputeCapability", handle, convert=lambda c: [int(c[0]), int(c[1])]
             )
+            if samples:
+                device["_handle"] = handle
+        for _ in range(samples):  # telemetry (``samples``): what the run sampler reads, ``interval`` s apart
+            for device in recording["devices"]:
+                if "_handle" not in device:
+                    continue
+                handle = device["_handle"]
+                device.setdefault("telemetry", []).append({
+                    "nvmlDeviceGetUtilizationRates": call("nvmlDeviceGetUtilizationRates", handle,
+                                                          convert=lambda u: {"gpu": int(u.gpu), "memory": int(u.memory)})[0],
+                    "nvmlDeviceGetMemoryInfo": call("nvmlDeviceGetMemoryInfo", handle,
+                                                    convert=lambda m: {"total": int(m.total), "used": int(m.used)})[0],
+                    "nvmlDeviceGetTemperature": call("nvmlDeviceGetTemperature", handle, 0, convert=int)[0],
+                    "nvmlDeviceGetPowerUsage": call("nvmlDeviceGetPowerUsage", handle, convert=int)[0],
+                })
+            time.sleep(interval)
+        for device in recording["devices"]:
+            device.pop("_handle", None)
     finally:
         calls["nvmlShutdown"], _ = call("nvmlShutdown", convert=lambda _: None)
     return recording
@@ -110,6 +129,13 @@ class _MemoryInfo:
         self.total, self.free, self.used = total, free, used
 
 
+class _Utilization:
+    """Mimics ``c_nvmlUtilization_t``: percentages of time the GPU and its memory were busy."""
+
+    def __init__(self, gpu: int, memory: int) -> None:
+        self.gpu, self.memory = gpu, memory
+
+
 class RecordedNvml:
     """Replays a recording of a real machine's NVML answers, with pynvml's function names.
 
@@ -126,6 +152,7 @@ class RecordedNvml:
         self.recording = recording
         self.calls: List[str] = []
         self._initialized = False
+        self._cursors: Dict[int, int] = {}  # device index -> its telemetry sample now
         self._missing = {name for name, entry in recording["calls"].items() if _is_missing(entry)}
         for entry in _all_entries(recording):
             _check_entry(entry)
@@ -207,8 +234,48 @@ class RecordedNvml:
         return self._answer("nvmlDeviceGetUUID", self._device(handle).get("nvmlDeviceGetUUID"))
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any) -> _MemoryInfo:  # noqa: N802
-        value = self._answer("nvmlDeviceGetMemoryInfo", self._device(handle).get("nvmlDeviceGetMemoryInfo"))
+        device = self._device(handle)
+        if device.get("telemetry") and handle.index in self._cursors:  # during sampling: that sample's memory
+            value = self._sample(handle, "nvmlDeviceGetMemoryInfo")
+        else:
+            value = self._answer("nvmlDeviceGetMemoryInfo", device.get("nvmlDeviceGetMemoryInfo"))
         return _MemoryInfo(int(value["total"]), value.get("free"), value.get("used"))
+
+    # ---- telemetry: a device's "telemetry" list holds one object of call results per sample; the sample
+    # moves on at each nvmlDeviceGetUtilizationRates (the first call of a sample) and stays on the last one.
+
+    @property
+    def NVMLError_NotSupported(self) -> type:  # noqa: N802 - mirrors pynvml's subclass
+        import pynvml  # noqa: PLC0415
+
+        return pynvml.NVMLError_NotSupported
+
+    def _sample(self, handle: Any, name: str, advance: bool = False) -> Any:
+        device = self._device(handle)
+        samples = device.get("telemetry") or []
+        if not samples:
+            return self._answer(name, None)
+        cursor = self._cursors.get(handle.index, -1)
+        if advance:
+            cursor = self._cursors[handle.index] = min(cursor + 1, len(samples) - 1)
+        return self._answer(name, samples[max(cursor, 0)].get(name))
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: Any) -> _RecordedHandle:  # noqa: N802
+        self.calls.append("nvmlDeviceGetHandleByUUID")
+        for index, device in enumerate(self.recording.get("devices", [])):
+            if device.get("nvmlDeviceGetUUID", {}).get("ok") == _text(uuid):
+                return _RecordedHandle(index)
+        self._raise({"error": "NVML_ERROR_NOT_FOUND"})
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:  # noqa: N802
+        value = self._sample(handle, "nvmlDeviceGetUtilizationRates", advance=True)
+        return _Utilization(int(value["gpu"]), int(value["memory"]))
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:  # noqa: N802
+        return int(self._sample(handle, "nvmlDeviceGetTemperature"))
+
+    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:  # noqa: N802
+        return int(self._sample(handle, "nvmlDeviceGetPowerUsage"))
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: Any) -> Tuple[int, int]:  # noqa: N802
         value = self._answer(
@@ -226,7 +293,9 @@ def _all_entries(recording: Dict[str, Any]) -> List[Any]:
     for device in recording.get("devices", []):
         if not isinstance(device, dict):
             raise ValueError("each entry of an NVML recording's 'devices' is an object of call results")
-        entries.extend(device.values())
+        entries.extend(v for k, v in device.items() if k != "telemetry")
+        for sample in device.get("telemetry") or []:
+            entries.extend(sample.values())
     return entries
 
 

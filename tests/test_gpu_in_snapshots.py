@@ -43,3 +43,37 @@ def test_no_driver_and_broken_gpu_still_save(monkeypatch, project, recording, st
     saved = service.save("box", project=project)
     assert saved.manifest["gpu"]["status"] == status
     assert service.load("box", project)["gpu"]["status"] == status  # validates against the schema
+
+
+def test_the_wheels_gpu_architectures_are_captured_and_judged(monkeypatch, project, tmp_path):
+    """A venv whose torch is torch 2.14.1+cu130's real ``version.py`` and a ``libtorch_cuda.so`` with real fat-
+    binary headers (libcurand's, rebuilt sparse): the capture reads its architectures without importing it, the
+    manifest keeps them, and the GPU-fit verdict uses them."""
+    import shutil
+    import sysconfig
+
+    from jupyter_yolosnap.gpu import fit
+
+    from .conftest import make_venv
+    from .test_fatbin import CURAND, curand_like
+
+    python = make_venv(tmp_path / "venv")
+    purelib = Path(sysconfig.get_path("purelib", vars={"base": str(tmp_path / "venv"),
+                                                       "platbase": str(tmp_path / "venv")}))
+    torch = purelib / "torch"
+    (torch / "lib").mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "fixtures" / "torch" / "version-2.14.1-cu130.py", torch / "version.py")
+    (torch / "__init__.py").write_text("raise SystemExit('the capture must not import torch')\n")
+    curand_like(torch / "lib" / "libtorch_cuda.so")
+    info = purelib / "torch-2.14.1+cu130.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1+cu130\n")
+    (info / "INSTALLER").write_text("pip\n")
+    (info / "RECORD").write_text("")
+    on_host(monkeypatch, "two-a100-driver-535.json")
+    service.save("cu130", str(python), project)
+    loaded = service.load("cu130", project)  # validated against the schema on the way in
+    expected = CURAND["architectures"]["sm"] + CURAND["architectures"]["ptx"]
+    assert loaded["cuda"]["torch"]["cuda"] == "13.0" and loaded["cuda"]["torch"]["arch_list"] == expected
+    found = fit.verdict(loaded, probe_gpus(load_recording(NVML / "two-a100-driver-535.json")))
+    assert found.kind == fit.FORWARD and "cuda-compat-13-0" in found.line

@@ -21,18 +21,18 @@ def test_cuda_of_a_snapshot():
     cpu = sample(cuda={"torch": {"version": "2.13.0+cpu", "cuda": None}, "nvcc": None, "tensorflow": None})
     assert snapshot_cuda(cpu) is None
     assert gpu_readiness(cpu, host("no-driver.json"), False) == [
-        "CPU-only snapshot: no CUDA build recorded, no GPU needed"]
+        "GPU fit: CPU-only snapshot: no CUDA build recorded, no GPU needed"]
 
 
 def test_driver_too_old_for_the_snapshots_cuda():
     lines = gpu_readiness(sample(), host("h100-driver-570.json"), True)  # CUDA 13.0 on driver 570 (12.8)
-    assert len(lines) == 1 and lines[0].startswith("PROBLEM: ")
+    assert len(lines) == 1 and lines[0].startswith("GPU fit: needs the forward-compatibility package: ")
 
 
 def test_driver_new_enough_but_engine_without_gpu_runtime():
     cu121 = sample(cuda={"torch": {"version": "2.1.2+cu121", "cuda": "12.1"}, "nvcc": None, "tensorflow": None})
     lines = gpu_readiness(cu121, host("h100-driver-570.json"), False)
-    assert lines[0].startswith("OK: ")
+    assert lines[0].startswith("GPU fit: runs natively: CUDA 12.1 build on driver 570.124.06")
     assert "no NVIDIA runtime" in lines[1] and "nvidia-container-toolkit" in lines[1]
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -215,7 +216,37 @@ def test_run_script_exit_code_and_log(snapshot, workspace, engine, capsys):
     assert done.log.parent == workspace / ".yolosnap-runs" and done.log.name.startswith(snapshot["name"] + "-")
     text = done.log.read_text()
     assert "hello 1.16.0" in text and "oops" in text and "exit code 3" in text
+    manifest = service.load(snapshot["name"], snapshot["project"])
+    image_id = engine.images.get(done.image).id
+    assert text.splitlines()[:4] == [f"# snapshot {snapshot['name']}  manifest {manifest['digest']}",
+                                     f"# image {image_id}", "# code not a git work tree",
+                                     f"# command python -c {shlex.quote(code)}  (cwd {workspace})"]
+    assert done.gpu_csv is None and done.gpu_summary is None  # a CPU run samples nothing
     assert runtime.run_script(snapshot["name"], ["true"], snapshot["project"], cwd=str(workspace)).exit_code == 0
+
+
+def test_a_run_log_names_the_code_it_ran_and_the_command_can_be_copied(snapshot, workspace, engine):
+    """Provenance: the git commit of the folder the command ran in, and whether it was dirty; the command as
+    the terminal would need it typed again."""
+    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
+    (workspace / "train.py").write_text("import sys; print(sys.argv[1:])\n")
+    for args in (["add", "train.py"], ["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "first"]):
+        subprocess.run(["git", "-C", str(workspace), *args], check=True)
+    commit = subprocess.run(["git", "-C", str(workspace), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    argv = ["python", "train.py", "--name", "my run", "$(touch pwned)", "a;b"]
+    done = runtime.run_script(snapshot["name"], argv, snapshot["project"], cwd=str(workspace))
+    lines = done.log.read_text().splitlines()
+    assert lines[2] == f"# code git {commit} (clean)"
+    assert lines[3] == f"# command python train.py --name 'my run' '$(touch pwned)' 'a;b'  (cwd {workspace})"
+    assert shlex.split(lines[3][len("# command "):lines[3].rindex("  (cwd")]) == argv  # copy, paste, same argv
+    assert "['--name', 'my run', '$(touch pwned)', 'a;b']" in lines[4] and not (workspace / "pwned").exists()
+    report = str(render.render_run(done))
+    assert report.startswith("python train.py --name 'my run' '$(touch pwned)' 'a;b': succeeded")
+    assert f"git {commit} (clean)" in report
+    (workspace / "train.py").write_text("print('changed')\n")
+    again = runtime.run_script(snapshot["name"], ["python", "train.py"], snapshot["project"], cwd=str(workspace))
+    assert again.log.read_text().splitlines()[2] == f"# code git {commit} (dirty: uncommitted changes)"
 
 
 def test_killed_container_gives_a_clear_error(shell, snapshot, engine):

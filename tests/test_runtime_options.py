@@ -28,7 +28,8 @@ def manifest(cuda: str | None) -> dict:
 def test_driver_warning_before_start():
     h100 = host("h100-driver-570.json")  # driver 570: CUDA up to 12.8
     warning = driver_warning(manifest("13.0"), "all", h100)
-    assert warning and "built for CUDA 13.0, which this host cannot run" in warning and "--gpus none" in warning
+    assert warning.startswith("warning: snapshot 'yolo': GPU fit: needs the forward-compatibility package: ")
+    assert "cuda-compat-13-0" in warning and "--gpus none" in warning and "\n" not in warning
     assert driver_warning(manifest("12.4"), "all", h100) is None          # covered by the driver
     assert driver_warning(manifest("12.4"), "auto", host("two-a100-driver-535.json")) is None  # minor compat
     assert driver_warning(manifest("13.0"), None, h100) == warning         # the default is auto
@@ -60,7 +61,7 @@ def test_gpus_auto_with_gpus_the_engine_cannot_give():
     assert gpu_requests(None, Engine(), h100) == []
     # one line, not two: the CUDA-driver warning is moot when the container runs on the CPU anyway
     assert gpu_plan(manifest("13.0"), None, Engine(), h100) == ("none", warning)
-    assert gpu_plan(manifest("13.0"), None, Engine("nvidia"), h100)[1].startswith("warning: snapshot 'yolo' was built")
+    assert gpu_plan(manifest("13.0"), None, Engine("nvidia"), h100)[1].startswith("warning: snapshot 'yolo': GPU fit: ")
     assert gpu_plan(manifest("13.0"), "none", None, None) == ("none", None)  # no probe, no engine call
 
 

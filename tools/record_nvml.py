@@ -61,6 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", help="write the JSON here instead of stdout")
     parser.add_argument("--no-torch", action="store_true", help="do not import torch")
+    parser.add_argument("--samples", type=int, default=5, help="GPU telemetry samples to record, 1 s apart "
+                        "(run a training job meanwhile for telling figures; 0: none)")
     args = parser.parse_args(argv)
 
     try:
@@ -70,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
     gpu, replay = load_modules()
-    recording = replay.record_nvml()
+    recording = replay.record_nvml(samples=args.samples)
     today = datetime.date.today().isoformat()
     recording = {
         "provenance": f"recorded by tools/record_nvml.py on {today} ({platform.system()} {platform.machine()})",

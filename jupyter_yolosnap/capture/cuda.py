@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+from .fatbin import torch_arch_list
+
 _CUDNN_DEFINE = re.compile(r"#define\s+CUDNN_(MAJOR|MINOR|PATCHLEVEL)\s+(\d+)")
 #: ``nvidia-*`` distributions that are bindings or tools, not CUDA libraries a build must match.
 NOT_CUDA_WHEELS = frozenset({"nvidia-ml-py", "nvidia-ml-py3", "nvidia-pyindex"})
@@ -96,6 +98,7 @@ def probe_torch(packages: list[dict]) -> dict | None:
         "version": info.get("__version__") or version,
         "cuda": cuda,
         "cudnn": _cudnn_version(torch_dir, packages) if cuda else None,
+        "arch_list": torch_arch_list(torch_dir) if cuda else None,  # the GPUs its kernels were built for
         "hip": info.get("hip"),
         "git_version": info.get("git_version"),
     }

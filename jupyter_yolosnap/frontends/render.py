@@ -6,6 +6,7 @@ jupysql habit), so magics and CLI share one renderer.
 from __future__ import annotations
 
 import html
+import shlex
 from typing import Sequence
 
 from ..service import Saved, SnapshotSummary
@@ -182,13 +183,16 @@ def render_check(result, readiness: list[str], notes: list[str] = ()) -> Message
 
 def render_run(done, table=None, png: bytes | None = None, png_path: object = None) -> Message:
     """A finished ``run`` (``runtime.ScriptRun``), with its metrics table plotted when there is one."""
-    command = " ".join(done.argv) or "the command"
+    command = shlex.join(done.argv) or "the command"  # quoted as typed: it can be copied and run again
     verdict = "succeeded" if done.exit_code == 0 else f"exited with code {done.exit_code}"
     rows: list[tuple[str, object]] = [("exit code", done.exit_code), ("time", f"{done.seconds:.1f} s"),
                                       ("log", done.log), ("image", done.image)]
+    rows += [("code", line[len("code "):]) for line in done.provenance if line.startswith("code ")]
     if done.metrics is not None:
         rows.append(("metrics", f"{done.metrics} ({table.rows} rows; {table.last_row()})" if table else
                      f"{done.metrics} (not a table of numbers)"))
+    if done.gpu_summary:
+        rows.append(("GPU", done.gpu_summary + (f" ({done.gpu_csv})" if done.gpu_csv else "")))
     if png_path is not None:
         rows.append(("plot", png_path))
     if done.tensorboard:
@@ -241,7 +245,7 @@ def render_deleted(deleted) -> Message:  # deleted: service.Deleted
 def render_restored(name: str, restored) -> Message:  # restored: service.Restored
     return Message(f"Snapshot {name!r} is a kernel now: pick '{restored.display_name}' in the kernel picker",
                    ("", ""), [("kernel", restored.kernel_name), ("shown as", restored.display_name),
-                              ("image", restored.image)])
+                              ("image", restored.image)] + ([("GPU", restored.gpu_fit)] if restored.gpu_fit else []))
 
 
 def render_unrestored(name: str, removed: bool) -> Message:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .driver import driver_supports_cuda
 
 
 def snapshot_cuda(manifest: dict) -> str | None:
@@ -34,18 +33,13 @@ def engine_gpu_runtime(client: Any) -> bool:
 
 
 def gpu_readiness(manifest: dict, host_gpu: dict, has_gpu_runtime: bool) -> list[str]:
-    """One line per fact: what the snapshot needs, what this host has, and whether they fit."""
-    cuda = snapshot_cuda(manifest)
-    if cuda is None:
-        return ["CPU-only snapshot: no CUDA build recorded, no GPU needed"]
-    lines = []
-    if host_gpu.get("status") != "ok" or not host_gpu.get("driver_version"):
-        lines.append(f"this host has no usable NVIDIA driver ({host_gpu.get('detail') or host_gpu.get('status')}): "
-                     f"the CUDA {cuda} code will run on the CPU only")
-    else:
-        ok, reason = driver_supports_cuda(host_gpu["driver_version"], cuda)
-        lines.append(("OK: " if ok else "PROBLEM: ") + reason)
-    if not has_gpu_runtime:
+    """One line per fact: the GPU-fit verdict (what the snapshot needs against what this host has, see
+    :mod:`.fit`), and whether the engine can give containers GPUs at all."""
+    from .fit import verdict
+
+    fit = verdict(manifest, host_gpu)
+    lines = [fit.line]
+    if fit.kind != "CPU only" and not has_gpu_runtime:
         lines.append("the Docker engine has no NVIDIA runtime: containers cannot use GPUs until "
                      "nvidia-container-toolkit is installed and the engine restarted")
     return lines

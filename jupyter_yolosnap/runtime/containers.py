@@ -133,25 +133,26 @@ def gpu_plan(manifest: dict, gpus: str | int | None, client: Any,
 
 
 def driver_warning(manifest: dict, gpus: str | int | None, host_gpu: dict | None = None) -> str | None:
-    """A warning when GPUs are asked for but this host's driver cannot run the snapshot's CUDA; None if fine.
+    """A warning when GPUs are asked for but the GPU-fit verdict is not "runs" (the driver is too old, it needs
+    the forward-compatibility package, a GPU's architecture is not in the wheel); None if fine.
 
     Said before the container starts: the container would start anyway, and the training would fail later
     with a CUDA error far from the cause.
     """
-    from ..gpu import driver_supports_cuda, probe_gpus
+    from ..gpu import fit, probe_gpus
     from ..gpu.readiness import snapshot_cuda
 
-    cuda = snapshot_cuda(manifest)
-    if cuda is None or str(gpus if gpus is not None else "auto").strip().lower() in ("none", "0", ""):
+    if snapshot_cuda(manifest) is None or str(gpus if gpus is not None else "auto").strip().lower() in \
+            ("none", "0", ""):
         return None
     host_gpu = host_gpu if host_gpu is not None else probe_gpus()
     if host_gpu.get("status") != "ok" or not host_gpu.get("driver_version"):
         return None  # no driver: auto means none, and an explicit request gets the engine's own clear error
-    ok, reason = driver_supports_cuda(host_gpu["driver_version"], cuda)
-    if ok:
+    found = fit.verdict(manifest, host_gpu)
+    if found.runs:
         return None
-    return (f"warning: snapshot {manifest['name']!r} was built for CUDA {cuda}, which this host cannot run ({reason});"
-            " GPU code will fail in the container: update the NVIDIA driver, or use --gpus none")
+    return (f"warning: snapshot {manifest['name']!r}: {found.line}; GPU code will fail in the container: "
+            "fix that, or use --gpus none")
 
 
 def parse_env(items: list[str] | dict[str, str] | None) -> dict[str, str]:

@@ -3,8 +3,8 @@
 YOLOv5/v8 write ``runs/train/exp*/results.csv``: one row per epoch, a header padded with spaces
 (``      epoch,   train/box_loss, ...``). Any CSV named ``results.csv`` (or ``metrics.csv``) that the run wrote
 under the working directory is read the same way: the first column is the x axis, every other numeric column
-gets a small panel. The plot is a PNG made with matplotlib (Agg) where the notebook has it; without it the
-run still reports the table's path and last row.
+gets a small panel. The plot is a PNG made with matplotlib (a dependency, so it is drawn wherever the run is),
+written beside the run's log; a run with GPUs adds a row of GPU telemetry panels from its ``gpu.csv``.
 """
 from __future__ import annotations
 
@@ -90,22 +90,40 @@ def _number(text: str) -> float:
         return math.nan
 
 
-def plot_png(table: MetricsTable) -> bytes | None:
-    """A grid of small line plots, one per metric, as PNG bytes; None when matplotlib is not installed."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
+def plot_png(table: MetricsTable | None, gpu: dict[str, dict[str, list[float]]] | None = None) -> bytes | None:
+    """A grid of small line plots, one per metric, and under them one row of GPU telemetry panels (``gpu``:
+    :func:`..gpu.telemetry.read_csv`, one line per GPU), as PNG bytes; None when there is nothing to draw."""
+    from matplotlib.figure import Figure  # a dependency: the plot is drawn wherever the run is
+
+    from ..gpu.telemetry import PLOTTED
+
+    names = list(table.series)[:MAX_PANELS] if table is not None else []
+    telemetry = [(column, title) for column, title in PLOTTED
+                 if gpu and any(not all(math.isnan(v) for v in one[column]) for one in gpu.values())]
+    if not names and not telemetry:
         return None
-    names = list(table.series)[:MAX_PANELS]
-    columns = min(5, len(names))
-    lines = math.ceil(len(names) / columns)
+    columns = max(min(5, len(names)), len(telemetry), 1)
+    lines = math.ceil(len(names) / columns) + (1 if telemetry else 0)
     figure = Figure(figsize=(2.6 * columns, 2.1 * lines), dpi=80, layout="constrained")
     for position, name in enumerate(names, start=1):
         axes = figure.add_subplot(lines, columns, position)
         axes.plot(table.xs, table.series[name], marker="." if table.rows < 30 else None, linewidth=1.2)
         axes.set_title(name, fontsize=9)
         axes.tick_params(labelsize=7)
-    figure.suptitle(f"{table.path.name}: {table.rows} rows", fontsize=10)
+    first = (lines - 1) * columns + 1  # the GPU row is the last one
+    for offset, (column, title) in enumerate(telemetry):
+        axes = figure.add_subplot(lines, columns, first + offset)
+        for label, one in sorted(gpu.items()):
+            axes.plot(one["time_s"], one[column], linewidth=1.2, label=f"GPU {label}")
+        axes.set_title(title, fontsize=9)
+        axes.set_xlabel("seconds", fontsize=7)
+        axes.tick_params(labelsize=7)
+        if len(gpu) > 1:
+            axes.legend(fontsize=6)
+    parts = [f"{table.path.name}: {table.rows} rows"] if table is not None else []
+    if telemetry:
+        parts.append(f"GPU telemetry: {len(gpu)} GPU(s)")
+    figure.suptitle("; ".join(parts), fontsize=10)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -63,6 +63,11 @@ def sweep(client: Any | None = None) -> list[str]:
     return removed
 
 
+def labelled(client: Any | None = None) -> list:
+    """Every container of this tool's runtime roles on the engine (docker-py objects), running or not."""
+    return _labelled(client or _client())
+
+
 def _labelled(client: Any) -> list:
     try:  # docker-py inspects each listed container; one removed meanwhile is simply not there any more
         found = client.containers.list(all=True, filters={"label": ROLE}, ignore_removed=True)

@@ -10,6 +10,7 @@ import codecs
 import contextlib
 import os
 import queue
+import shlex
 import signal
 import sys
 import threading
@@ -45,6 +46,9 @@ class ScriptRun:
     argv: tuple[str, ...] = ()
     metrics: Path | None = None
     tensorboard: str | None = None
+    gpu_csv: Path | None = None
+    gpu_summary: str | None = None
+    provenance: tuple[str, ...] = ()
 
     def __int__(self) -> int:
         return self.exit_code
@@ -91,7 +95,8 @@ def _run(client: Any, image: str, manifest: dict, argv: list[str], spec: Contain
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
     log_path = folder / f"{manifest['name']}-{stamp}.log"
     began, began_wall = time.perf_counter(), time.time()
-    board = container = None
+    board = container = sampler = None
+    header: tuple[str, ...] = ()
     attached: list = []  # attached before the start: a command that ends at once still shows its output
     try:
         board = tensorboard_sidecar.start(client, image, manifest, tensorboard, spec) if tensorboard else None
@@ -101,7 +106,10 @@ def _run(client: Any, image: str, manifest: dict, argv: list[str], spec: Contain
         with signals.held():  # a container made but not yet handed back here could not be removed
             container = create(client, image, argv, spec, init=True, on_created=lambda c: attached.append(
                 client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
-        code = _follow_to_exit(container, attached[0], image, argv, spec.cwd, log_path, out, err)
+        header = provenance(manifest, container.attrs.get("Image") or client.images.get(image).id, spec.cwd)
+        sampler = _sampler(container, log_path)
+        with sampler if sampler is not None else contextlib.nullcontext():
+            code = _follow_to_exit(container, attached[0], header, argv, spec.cwd, log_path, out, err)
     except YolosnapError:  # ours: already clear (Ctrl-C is no Exception)
         raise
     except (*ENGINE_ERRORS, urllib3.exceptions.HTTPError) as exc:  # the engine refused or went away. Any other
@@ -112,17 +120,44 @@ def _run(client: Any, image: str, manifest: dict, argv: list[str], spec: Contain
                 remove_quietly(container)
             if board is not None:
                 board.stop()
+    gpu_csv = sampler.path if sampler is not None and sampler.path.exists() else None
     return ScriptRun(code, log_path, time.perf_counter() - began, image, tuple(argv),
-                     metrics.find_written(spec.cwd, began_wall), board.url if board else None)
+                     metrics.find_written(spec.cwd, began_wall), board.url if board else None, gpu_csv,
+                     sampler.summary() if sampler is not None else None, header)
 
 
-def _follow_to_exit(container: Any, stream: Any, image: str, argv: list[str], cwd: str, log_path: Path,
-                    out: TextIO, err: TextIO) -> int:
+def provenance(manifest: dict, image_id: str, cwd: str) -> tuple[str, ...]:
+    """The run log's first lines: which snapshot (name, manifest digest), which image (its id, a content
+    digest), and which code (the git commit of the folder the command runs in, and whether it is dirty), so a
+    result can be traced to its environment. Values are ours or git's hex; nothing is run but ``git``."""
+    from ..capture.git import probe_git
+
+    git = probe_git(cwd)
+    code = "not a git work tree" if git is None else \
+        f"git {git['commit']}" + (" (dirty: uncommitted changes)" if git["dirty"] else " (clean)")
+    return (f"snapshot {manifest['name']}  manifest {manifest['digest']}", f"image {image_id}", f"code {code}")
+
+
+def _sampler(container: Any, log_path: Path) -> Any:
+    """A GPU telemetry sampler for the container's GPUs (what ``--gpus`` gave it), or None for a CPU run."""
+    from ..gpu import probe_gpus, telemetry
+
+    requests = (container.attrs.get("HostConfig") or {}).get("DeviceRequests")
+    if not requests:
+        return None
+    gpus = telemetry.selectors(requests, len(probe_gpus().get("gpus") or []))
+    return telemetry.Sampler(gpus, log_path.with_suffix(".gpu.csv")) if gpus else None
+
+
+def _follow_to_exit(container: Any, stream: Any, header: tuple[str, ...], argv: list[str], cwd: str,
+                    log_path: Path, out: TextIO, err: TextIO) -> int:
     """Print and log the container's output until it exits; its exit code. Ctrl-C or a stop signal ends the
     command (the same signal forwarded, then a kill after a grace period), noted in the log, and re-raises."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        log.write(f"# {image}  {' '.join(argv)}  (cwd {cwd})\n")
+        for line in header:
+            log.write(f"# {line}\n")
+        log.write(f"# command {shlex.join(argv)}  (cwd {cwd})\n")
         log.flush()
         try:
             _follow(stream, out, err, log)

@@ -252,10 +252,11 @@ class RestoreHandler(YolosnapHandler):
 
 
 def routes(base_url: str) -> list[tuple[str, type[YolosnapHandler]]]:
+    from .metrics import MetricsHandler  # Prometheus text: server/metrics.py
     from .share import ROUTES as SHARE  # export, push, k8s (server/share.py builds on YolosnapHandler)
 
     one = r"/snapshots/(?P<name>[^/]+)"
     table = [(r"/snapshots/?", SnapshotsHandler), (one + "/?", SnapshotHandler), (one + "/diff/?", DiffHandler),
              (one + "/build/?", BuildHandler), (one + "/restore/?", RestoreHandler),
-             *((one + pattern, handler) for pattern, handler in SHARE)]
+             *((one + pattern, handler) for pattern, handler in SHARE), (r"/metrics/?", MetricsHandler)]
     return [(url_path_join(base_url, "yolosnap") + pattern, handler) for pattern, handler in table]
