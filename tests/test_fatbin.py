@@ -6,6 +6,7 @@ the tests rebuild a sparse ELF file from them, zeros where the compressed GPU co
 """
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 from pathlib import Path
@@ -15,7 +16,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from jupyter_yolosnap.capture import fatbin
 
-CURAND = json.loads((Path(__file__).parent / "fixtures" / "fatbin" / "libcurand-10.3.10.19.json").read_text())
+FIXTURES = Path(__file__).parent / "fixtures" / "fatbin"
+CURAND = json.loads((FIXTURES / "libcurand-10.3.10.19.json").read_text())
+#: torch 2.14.1+cu130's libtorch_cuda.so: 475 fat binaries; the first 32 bytes of each entry header kept.
+TORCH = json.loads(gzip.decompress((FIXTURES / "libtorch_cuda-2.14.1+cu130.json.gz").read_bytes()))
+#: what torch.cuda.get_arch_list() says in that wheel
+TORCH_ARCH_LIST = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 DATA_AT = 4096
 
 
@@ -40,8 +46,14 @@ def elf_with_section(path: Path, size: int, writes: list[tuple[int, bytes]], nam
     return path
 
 
+def rebuilt(path: Path, recording: dict = CURAND) -> Path:
+    """A sparse file with the recorded library's fat-binary headers where they were, zeros elsewhere."""
+    return elf_with_section(path, recording["section_size"],
+                            [(o, bytes.fromhex(h)) for o, h in recording["headers"]])
+
+
 def curand_like(path: Path) -> Path:
-    return elf_with_section(path, CURAND["section_size"], [(o, bytes.fromhex(h)) for o, h in CURAND["headers"]])
+    return rebuilt(path, CURAND)
 
 
 def test_a_real_librarys_architectures_are_read_from_its_headers(tmp_path):
@@ -49,6 +61,16 @@ def test_a_real_librarys_architectures_are_read_from_its_headers(tmp_path):
     assert found == CURAND["architectures"]  # as read from the real file when it was recorded
     assert found["sm"] == ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90", "sm_100",
                            "sm_101", "sm_103", "sm_120", "sm_121"] and found["ptx"] == ["compute_121"]
+
+
+def test_torchs_own_library_gives_what_torch_cuda_get_arch_list_says(tmp_path):
+    """torch's kernels carry SASS for its TORCH_CUDA_ARCH_LIST; a few bundled components add sm_89, sm_103 and
+    sm_121 (in 1, 59 and 1 of 475 fat binaries): what most of the library carries is what torch says."""
+    lib = tmp_path / "torch" / "lib"
+    lib.mkdir(parents=True)
+    rebuilt(lib / "libtorch_cuda.so", TORCH)
+    assert fatbin.torch_arch_list(str(tmp_path / "torch")) == TORCH_ARCH_LIST
+    assert TORCH["architectures"] == {"sm": TORCH_ARCH_LIST, "ptx": []}
 
 
 def test_torch_arch_list_is_sass_then_ptx_as_torch_says_it(tmp_path):
@@ -78,6 +100,8 @@ def container(*entries: bytes) -> bytes:
     (container(entry(2, 80), entry(1, 90)), {"sm": ["sm_80"], "ptx": ["compute_90"]}),
     (container(entry(2, 75)) + container(entry(2, 86), entry(2, 75)), {"sm": ["sm_75", "sm_86"], "ptx": []}),
     (container(entry(2, 80)) + bytes(24), {"sm": ["sm_80"], "ptx": []}),  # padding after the last one
+    (container(entry(2, 80)) + container(entry(2, 80), entry(2, 89)) + container(entry(2, 80)),
+     {"sm": ["sm_80"], "ptx": []}),                 # in one of three: a component's extra, not the library's
     (container(entry(7, 80), entry(2, 5000)), None),  # unknown kinds and absurd architectures are not counted
     (container(entry(2, 80, header=16)), None),       # an entry header shorter than its fields
     (bytes(64), None),                                # no container at all

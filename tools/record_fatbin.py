@@ -10,6 +10,7 @@ real library's layout without shipping the library. Standard library only, plus 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -20,7 +21,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from jupyter_yolosnap.capture import fatbin  # noqa: E402
 
 
-def record(path: str) -> dict:
+def record(path: str, keep: int = 1 << 16) -> dict:
+    """The section's headers; of each entry header only its first ``keep`` bytes (32 hold what is read)."""
     with open(path, "rb") as handle:
         start, size = fatbin._fatbin_section(handle)
         headers = []
@@ -33,21 +35,26 @@ def record(path: str) -> dict:
             entry, stop = at + header_size, at + header_size + payload
             while entry + 32 <= stop:
                 _, _, entry_header, entry_size = struct.unpack("<HHIQ", fatbin._read(handle, entry, 16))
-                headers.append([entry - start, fatbin._read(handle, entry, entry_header).hex()])
+                headers.append([entry - start, fatbin._read(handle, entry, min(entry_header, keep)).hex()])
                 entry += entry_header + entry_size
             at = stop + (-stop) % 8
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    return {"library": os.path.basename(path), "sha256": digest, "section_size": size,
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"library": os.path.basename(path), "sha256": digest.hexdigest(), "section_size": size,
             "architectures": fatbin.architectures(path), "headers": headers}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("library")
-    parser.add_argument("-o", "--output", required=True)
+    parser.add_argument("-o", "--output", required=True, help="a .json file (.json.gz: compressed)")
+    parser.add_argument("--keep", type=int, default=1 << 16, help="bytes kept of each entry header (32 suffice)")
     args = parser.parse_args()
-    data = record(args.library)
-    with open(args.output, "w", encoding="utf-8") as handle:
+    data = record(args.library, args.keep)
+    opener = gzip.open if args.output.endswith(".gz") else open
+    with opener(args.output, "wt", encoding="utf-8") as handle:
         json.dump(data, handle, indent=0)
         handle.write("\n")
     print(f"record_fatbin: {len(data['headers'])} headers, {data['architectures']}", file=sys.stderr)

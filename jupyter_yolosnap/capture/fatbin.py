@@ -64,47 +64,54 @@ def _fatbin_section(handle: BinaryIO) -> Optional[Tuple[int, int]]:
 
 
 def architectures(path: str) -> Optional[Dict[str, List[str]]]:
-    """``{"sm": ["sm_75", "sm_80", ...], "ptx": ["compute_90"]}`` for the library at ``path``; None when it has
-    no fat binary or cannot be read (not ELF64, truncated, headers that do not add up)."""
+    """``{"sm": ["sm_75", "sm_80", ...], "ptx": ["compute_90"]}`` for the library at ``path``: the architectures
+    that at least half of its fat binaries carry (one per compiled file), so that a component built for extra
+    GPUs does not make the whole library look as if it ran there. None when it has no fat binary or cannot be
+    read (not ELF64, truncated, headers that do not add up)."""
     try:
         with open(path, "rb") as handle:
             section = _fatbin_section(handle)
             if section is None:
                 return None
-            found = _walk(handle, *section)
+            containers, counts = _walk(handle, *section)
     except (OSError, struct.error, _Bad):
         return None
-    if not found[KIND_ELF] and not found[KIND_PTX]:
+    common = {key for key, count in counts.items() if 2 * count >= containers}
+    if not common:
         return None
-    return {"sm": [f"sm_{a}" for a in sorted(found[KIND_ELF])],
-            "ptx": [f"compute_{a}" for a in sorted(found[KIND_PTX])]}
+    return {"sm": [f"sm_{a}" for k, a in sorted(common, key=lambda c: c[1]) if k == KIND_ELF],
+            "ptx": [f"compute_{a}" for k, a in sorted(common, key=lambda c: c[1]) if k == KIND_PTX]}
 
 
-def _walk(handle: BinaryIO, start: int, size: int) -> Dict[int, set]:
-    """Every container in the section, every entry's kind and architecture."""
-    found: Dict[int, set] = {KIND_ELF: set(), KIND_PTX: set()}
-    end, at, entries = start + size, start, 0
+def _walk(handle: BinaryIO, start: int, size: int) -> Tuple[int, Dict[Tuple[int, int], int]]:
+    """How many containers the section holds, and in how many of them each (kind, architecture) appears."""
+    counts: Dict[Tuple[int, int], int] = {}
+    end, at, containers, entries = start + size, start, 0, 0
     while at + 16 <= end:
         magic, _version, header_size, payload = struct.unpack("<IHHQ", _read(handle, at, 16))
         if magic != MAGIC:
             break  # padding after the last container
         if header_size < 16:
             raise _Bad("container header smaller than itself")
+        containers += 1
+        seen = set()
         entry, stop = at + header_size, min(at + header_size + payload, end)
         while entry + 32 <= stop:
             kind, _, entry_header, entry_size = struct.unpack("<HHIQ", _read(handle, entry, 16))
             arch, = struct.unpack("<I", _read(handle, entry + 28, 4))
             if entry_header < 32:
                 raise _Bad("entry header smaller than its fields")
-            if kind in found and 10 <= arch <= 1000:
-                found[kind].add(arch)
+            if kind in (KIND_ELF, KIND_PTX) and 10 <= arch <= 1000:
+                seen.add((kind, arch))
             entries += 1
             if entries > _MAX_ENTRIES:
                 raise _Bad("more entries than any library has")
             entry += entry_header + entry_size
+        for key in seen:
+            counts[key] = counts.get(key, 0) + 1
         at = max(stop, at + 16)
         at += (-at) % 8  # containers start 8-aligned
-    return found
+    return containers, counts
 
 
 def torch_arch_list(torch_dir: Optional[str]) -> Optional[List[str]]:
