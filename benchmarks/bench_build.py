@@ -3,7 +3,11 @@
 Usage (from the repository root, after ``scripts/test.sh`` made ``.venv``, ``scripts/engine-up.sh`` started the
 engine and ``scripts/standin-base.sh`` made the base image)::
 
-    .venv/bin/python benchmarks/bench_build.py [--runs 3] [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/bench_build.py [--runs 3] [--env dev|yolo] [--write BENCHMARKS.md]
+
+``--env yolo`` measures the YOLO environment instead (``torch==2.14.1 torchvision==0.29.1 ultralytics``, about
+6 GB, in ``.bench-cache/yolo-env``; the pin that changes is ``tzdata``) and writes its own section. The naive
+recipe gets the same system packages as ours (our Dockerfile's ``apt-get`` line, copied).
 
 Environment: this project's development environment, built once under ``.bench-cache/devenv`` (its third-party
 dependencies, its ``test`` extra and ``jupyterlab``; not the project itself, which the naive recipe could not
@@ -39,12 +43,25 @@ from markdown_section import publish  # noqa: E402  (benchmarks/ is sys.path[0])
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
-VENV = CACHE / "devenv"
-NAME = "bench-devenv"
-MIN_DISTS = 100
-#: The one small pure-Python pin the rebuild changes: to the first of these that is not installed.
-PIN, PIN_VERSIONS = "six", ("1.16.0", "1.17.0")
-OUR_PREFIXES = ("yolosnap/bench-devenv",)  # our repository and the naive one share it
+#: The environments measured: (venv, snapshot name, requirements, at least this many distributions, the small
+#: pure-Python pin the rebuild changes (to the first of its versions that is not installed), section title).
+ENVS = {
+    "dev": (CACHE / "devenv", "bench-devenv", None, 100, ("six", ("1.16.0", "1.17.0")),
+            "## Build: `yolosnap build` vs the naive recipe"),
+    "yolo": (CACHE / "yolo-env", "bench-yolo", ["torch==2.14.1", "torchvision==0.29.1", "ultralytics==8.4.190"], 50,
+             ("tzdata", ("2026.6", "2026.5")), "## Build, the YOLO environment: `yolosnap build` vs the naive recipe"),
+}
+ENV = "dev"
+VENV, NAME, REQUIREMENTS, MIN_DISTS, (PIN, PIN_VERSIONS), TITLE = ENVS[ENV]
+OUR_PREFIXES = (f"yolosnap/{NAME}",)  # our repository and the naive one share it
+
+
+def choose(env: str) -> None:
+    """Measure ``env`` (a key of ENVS): the module's settings are that environment's."""
+    global ENV, VENV, NAME, REQUIREMENTS, MIN_DISTS, PIN, PIN_VERSIONS, TITLE, OUR_PREFIXES
+    ENV = env
+    VENV, NAME, REQUIREMENTS, MIN_DISTS, (PIN, PIN_VERSIONS), TITLE = ENVS[env]
+    OUR_PREFIXES = (f"yolosnap/{NAME}",)
 
 sys.path.insert(0, str(REPO))
 
@@ -76,7 +93,7 @@ def dev_venv() -> Path:
     if not python.exists():
         log(f"building {VENV} (once)")
         run_quiet([sys.executable, "-m", "venv", str(VENV)])
-        run_quiet([str(python), "-m", "pip", "install", "-q", *dev_requirements()])
+        run_quiet([str(python), "-m", "pip", "install", "-q", *(REQUIREMENTS or dev_requirements())])
     return python
 
 
@@ -312,11 +329,6 @@ def measure(runs: int, tmp: Path) -> dict:
     naive_repo = f"{repository}-naive"
     naive_tag, naive_pin_tag = f"{naive_repo}:full", f"{naive_repo}:pin"
     context, pin_context = tmp / "naive", tmp / "naive-pin"
-    for folder, text in ((context, requirements), (pin_context, with_pin(requirements, changed))):
-        folder.mkdir()
-        (folder / "requirements.txt").write_text(text)
-        (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY requirements.txt /tmp/requirements.txt\n"
-                                           "RUN pip install --no-cache-dir -r /tmp/requirements.txt\n")
     warm_cache = tmp / "warm-cache"
     rows: dict[str, list] = {k: [] for k in ("naive_cold", "ours_cold_empty", "ours_cold_warm", "naive_rebuild",
                                              "ours_rebuild")}
@@ -326,6 +338,15 @@ def measure(runs: int, tmp: Path) -> dict:
         engine.drop_repository(naive_repo)
         log("warm-up: our build once, to fill the warm wheel cache (not timed)")
         ours_build(engine, project, warm_cache, nocache=False, incremental=False)
+        # The same system packages for the naive recipe: our Dockerfile's apt-get line, as it is.
+        apt = [line for line in (project / ".yolosnap" / NAME / "Dockerfile").read_text().splitlines()
+               if line.startswith("RUN apt-get")]
+        for folder, text in ((context, requirements), (pin_context, with_pin(requirements, changed))):
+            folder.mkdir()
+            (folder / "requirements.txt").write_text(text)
+            (folder / "Dockerfile").write_text(f"FROM {base}\n" + "".join(line + "\n" for line in apt)
+                                               + "COPY requirements.txt /tmp/requirements.txt\n"
+                                               "RUN pip install --no-cache-dir -r /tmp/requirements.txt\n")
         for run in range(runs):
             naive_first = run % 2 == 0
 
@@ -388,7 +409,8 @@ def measure(runs: int, tmp: Path) -> dict:
     only_ours = sorted({_norm(p["name"]) for p in saved.manifest["packages"]} - frozen - {"pip"})
     return {"rows": rows, "sizes": sizes, "dists": len(dists), "freeze_lines": len(requirements.splitlines()),
             "only_ours": only_ours,
-            "snapshot_packages": len(saved.manifest["packages"]), "base": base, "pin": (PIN, original, changed)}
+            "snapshot_packages": len(saved.manifest["packages"]), "base": base, "pin": (PIN, original, changed),
+            "apt": apt}
 
 
 def _norm(name: str) -> str:
@@ -422,17 +444,21 @@ def report(data: dict, runs: int, command: str) -> str:
          sizes["naive_pin"], 1.05, "MB"),
     ]
     lines = [
-        "## Build: `yolosnap build` vs the naive recipe",
+        TITLE,
         "",
         f"Command: `{command}` ({runs} runs, each an interleaved pair whose order alternates from run to run; "
         "medians; wall time of the build call, our check included).",
         "",
-        f"Environment: this project's development environment (its dependencies, its `test` extra and "
-        f"`jupyterlab`, not the project itself) in `.bench-cache/devenv`: {data['dists']} distributions "
+        ("Environment: this project's development environment (its dependencies, its `test` extra and "
+         "`jupyterlab`, not the project itself) in `.bench-cache/devenv`: " if ENV == "dev" else
+         f"Environment: the YOLO training environment (`{' '.join(REQUIREMENTS)}`) in `{VENV.relative_to(REPO)}`: ")
+        + f"{data['dists']} distributions "
         f"(`pip list`; {data['snapshot_packages']} in the snapshot, {data['freeze_lines']} lines of `pip freeze`, "
         f"which leaves out pip and setuptools). Base image `{data['base']}` ({mb(sizes['base'])}) for both. "
         "Naive recipe: `requirements.txt` = `pip freeze`, then `COPY requirements.txt` and one "
-        "`RUN pip install --no-cache-dir -r` (pip inside the build reaches the index over the host network). "
+        "`RUN pip install --no-cache-dir -r` (pip inside the build reaches the index over the host network)"
+        + (f", after our Dockerfile's system packages line (`{data['apt'][0][:90]}...`). " if data["apt"] else ". ")
+        +
         "Ours: `service.save` then `bake.build` (strategy `wheelhouse`: wheels collected on the host, served to the "
         "build over loopback; then the check, a capture inside the image diffed against the snapshot).",
         "",
@@ -463,7 +489,10 @@ def report(data: dict, runs: int, command: str) -> str:
         lines.append(f"| {label} | {median(rows[key]):.1f} s | " + " | ".join(f"{p[k]:.1f} s" for k in PHASES) + " |")
     lines += ["", "Targets (issue: bake a snapshot into a verified image): cold build no slower than the naive "
               "recipe (ratio <= 1.00), rebuild after one small pin change at most a quarter of the recipe's "
-              "(<= 0.25), image no more than 5% larger (<= 1.05)."]
+              "(<= 0.25), image no more than 5% larger (<= 1.05)."
+              + (f" For this environment the YOLO issue adds: the rebuild at most 3 s, one wheel and one layer: "
+                 f"ours took {median(rows['ours_rebuild']):.1f} s "
+                 f"({'met' if median(rows['ours_rebuild']) <= 3 else '**not met**'})." if ENV == "yolo" else "")]
     missed = [v for v in verdicts if not v[3]]
     notes = []
     for label, ratio, target, _ in missed:
@@ -485,6 +514,13 @@ def report(data: dict, runs: int, command: str) -> str:
                    f"({naive:.1f} s), and collecting, checking and preparing add only {extra:.1f} s: the install "
                    "step and the commit of its layer are where the time goes")
         notes.append(f"{label}: {by}; {why}.")
+    rebuild = median(rows["ours_rebuild"])
+    if ENV == "yolo" and rebuild > 3:
+        p = phases["ours_rebuild"]
+        missed.append(("rebuild at most 3 s", rebuild / 3, 1.0, False))
+        notes.append(f"rebuild at most 3 s (the YOLO issue): missed by {(rebuild / 3 - 1) * 100:.0f}%; one wheel and "
+                     f"one layer as asked, but `docker build` of that layer on a 6.7 GB image takes {p['build']:.1f} "
+                     f"s, plus {p['collect']:.1f} s collecting the wheel and {p['check']:.1f} s of check.")
     if missed:
         lines += ["", "Missed:", *(f"- {note}" for note in notes)]
     else:
@@ -506,13 +542,16 @@ def report(data: dict, runs: int, command: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--env", choices=sorted(ENVS), default="dev", help="the environment measured")
     parser.add_argument("--write", metavar="FILE", help="update this Markdown file's build section")
     args = parser.parse_args()
+    choose(args.env)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="yolosnap-bench-build-") as tmp:
         data = measure(args.runs, Path(tmp))
     command = f".venv/bin/python benchmarks/bench_build.py --runs {args.runs}" + \
+        (f" --env {args.env}" if args.env != "dev" else "") + \
         (f" --write {args.write}" if args.write else "")
     section = report(data, args.runs, command)
     publish(section, args.write, REPO)

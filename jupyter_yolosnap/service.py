@@ -247,6 +247,14 @@ def run(name: str, argv: Sequence[str], project: Project = None, options: RunOpt
     return result
 
 
+def gpu_sampler(container: Any, path: str | os.PathLike) -> Any:
+    """A sampler of the GPUs the engine gave ``container`` into the CSV at ``path`` (``with`` it around the
+    work; its ``summary()`` after), or None for a CPU container."""
+    from .gpu import telemetry
+
+    return telemetry.for_container(container, Path(path))
+
+
 def kernel(name: str, project: Project = None, options: RunOptions = RunOptions(), listener: Listener = ignore) -> Any:
     """The warm kernel of snapshot ``name`` that ``%%in_env`` cells run in, started on first use."""
     from .runtime import registry
@@ -383,6 +391,6 @@ def k8s_logs(name: str, options: K8sOptions = K8sOptions()) -> str:
 
 
 __all__ = ["BuildOptions", "Deleted", "K8sOptions", "Restored", "RunOptions", "RunResult", "Saved", "SnapshotSummary",
-           "build", "capture", "check", "delete", "diff", "display_name", "export", "history", "import_archive",
+           "build", "capture", "check", "delete", "diff", "display_name", "export", "gpu_sampler", "history", "import_archive",
            "k8s_apply", "k8s_job", "k8s_logs", "k8s_status", "kernel", "kernel_name", "list_snapshots", "load",
            "open_store", "ps", "pull", "push", "readiness", "restore", "run", "save", "stop", "summarize", "unrestore"]

@@ -5,7 +5,7 @@
 # Chromium when missing, builds labextension/ and installs ui-tests/ (no browser download), saves and builds
 # the snapshot `uitest` (a small venv of this Python plus six) in a temporary project, serves that project
 # with JupyterLab (Galata's server config) and runs Playwright against it. Always stops the server and removes
-# what it made: the project, /tmp/galata-*, and the containers its kernels started. Exits with Playwright's
+# what it made: the project, /tmp/galata-*, the containers its kernels started and the images it built. Exits with Playwright's
 # status. The screenshot docs/panel.png is rewritten by the tests.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -64,6 +64,14 @@ cleanup() {
         if [[ " $pids " == *" $owner "* ]] || ! kill -0 "$owner" 2>/dev/null; then
             docker rm -f "$id" >/dev/null
         fi
+    done
+    # The images this run built for its snapshots (uitest, and what the tests saved): nothing is left behind.
+    # (a kernel image is a child of its snapshot image, and a parent goes only after its children: three passes)
+    local images
+    for _ in 1 2 3; do
+        images=$(docker images -q --filter "label=$LABEL.snapshot=uitest" 2>/dev/null | sort -u)
+        [ -n "$images" ] || break
+        docker rmi -f $images >/dev/null 2>&1
     done
     rm -rf "$WORK" /tmp/galata-*
     exit "$status"

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
@@ -301,6 +302,32 @@ def test_matplotlib_figure_comes_back(shell, snapshot):
     assert len(figures) == 1, [sorted(o.data) for o in out.outputs]
     png = figures[0]["image/png"]
     assert (png if isinstance(png, bytes) else base64.b64decode(png)).startswith(b"\x89PNG")
+
+
+def test_an_in_env_cell_with_gpus_is_sampled_and_a_cpu_cell_is_not(shell, snapshot, workspace, monkeypatch):
+    """A real warm kernel; the GPUs are a recording (no GPU here): the sampler the service gives for the
+    kernel's container runs while the cell runs, and the cell says its peak memory and where gpu.csv is."""
+    import json as json_module
+
+    from jupyter_yolosnap.gpu import telemetry
+
+    from .nvml_replay import RecordedNvml
+
+    cell(shell, snapshot, "warm = 1")
+    assert not list(workspace.glob(".yolosnap-runs/*.gpu.csv"))  # a CPU container: nothing sampled, nothing said
+    recording = json_module.loads((Path(__file__).parent / "fixtures" / "nvml" / "two-h100-training.json").read_text())
+    given = []
+
+    def sampler_for(container, path):
+        given.append(container)
+        return telemetry.Sampler(["0"], path, nvml=RecordedNvml(recording), interval=0.01)
+
+    monkeypatch.setattr(service, "gpu_sampler", sampler_for)
+    out = cell(shell, snapshot, "import time; time.sleep(0.3); print('trained')")
+    [path] = workspace.glob(f".yolosnap-runs/{snapshot['name']}-cell-*.gpu.csv")
+    assert "trained" in out.stdout and f"({path})" in out.stdout
+    assert re.search(r"GPU: peak [0-9,]+ MiB of 81,559 MiB GPU memory, [0-9]+ sample\(s\)", out.stdout), out.stdout
+    assert given and given[0].id == registry.get(snapshot["name"], snapshot["project"]).container.id
 
 
 RESULTS = ("import csv, os\n"

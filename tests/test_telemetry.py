@@ -175,15 +175,16 @@ def test_a_gpu_run_samples_the_containers_gpus_beside_its_log(tmp_path, monkeypa
     from jupyter_yolosnap import gpu
     from jupyter_yolosnap.frontends import render
     from jupyter_yolosnap.gpu.nvml import probe_gpus
-    from jupyter_yolosnap.runtime import script
 
     monkeypatch.setattr(gpu, "probe_gpus", lambda: probe_gpus(replay()))
     monkeypatch.setattr(telemetry, "open_nvml", replay)
     monkeypatch.setattr(telemetry, "INTERVAL_S", 0.001)
     log = tmp_path / ".yolosnap-runs" / "yolo-20261204-120000-001.log"
-    assert script._sampler(_Created(None), log) is None and script._sampler(_Created([]), log) is None
-    assert script._sampler(_Created([gpu_request(Count=-1, Capabilities=[["utility"]])]), log) is None
-    sampler = script._sampler(_Created([gpu_request(Count=-1)]), log)
+    csv_path = log.with_suffix(".gpu.csv")
+    assert telemetry.for_container(_Created(None), csv_path) is None
+    assert telemetry.for_container(_Created([]), csv_path) is None and telemetry.for_container(object(), csv_path) is None
+    assert telemetry.for_container(_Created([gpu_request(Count=-1, Capabilities=[["utility"]])]), csv_path) is None
+    sampler = telemetry.for_container(_Created([gpu_request(Count=-1)]), csv_path)
     assert list(sampler.gpus) == ["0", "1"] and sampler.path == log.with_suffix(".gpu.csv")
     sampler.interval = 0.001
     sample_until(sampler, 3)

@@ -3,6 +3,10 @@ variables back. Parsing is :func:`.commands.in_env_parser`'s; the kernel comes f
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from .. import service
@@ -34,9 +38,16 @@ def run_cell(shell: Any, args: argparse.Namespace, cell: str) -> None:
     except BaseException:
         progress.fail()
         raise
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+    sampler = service.gpu_sampler(kernel.container, Path(os.getcwd(), ".yolosnap-runs",
+                                                         f"{args.name}-cell-{stamp}.gpu.csv"))
     try:
-        pulled = kernel.run_cell(cell, push=values, pull=pull_names, trusted=args.pull_trusted)
+        with sampler if sampler is not None else contextlib.nullcontext():
+            pulled = kernel.run_cell(cell, push=values, pull=pull_names, trusted=args.pull_trusted)
     except PartialPull as partial:
         shell.user_ns.update(partial.values)
         raise
+    finally:
+        if sampler is not None and sampler.summary():
+            print(f"GPU: {sampler.summary()}" + (f" ({sampler.path})" if sampler.path.exists() else ""))
     shell.user_ns.update(pulled)

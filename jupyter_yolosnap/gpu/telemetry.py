@@ -267,6 +267,18 @@ class Sampler:
         return "; ".join(parts) or None
 
 
+def for_container(container: Any, path: Path) -> "Sampler | None":
+    """A sampler of the GPUs the engine gave ``container`` (its ``HostConfig.DeviceRequests``), writing ``path``;
+    None for a CPU container. Used around a run and around an ``%%in_env`` cell."""
+    from . import probe_gpus
+
+    requests = ((getattr(container, "attrs", None) or {}).get("HostConfig") or {}).get("DeviceRequests")
+    if not requests:
+        return None
+    gpus = selectors(requests, len(probe_gpus().get("gpus") or []))
+    return Sampler(gpus, Path(path), interval=INTERVAL_S) if gpus else None
+
+
 # --------------------------------------------------------------------------------------------- reading gpu.csv
 
 

@@ -24,6 +24,7 @@ import urllib3
 from ..snapshot.store import open_store
 from ..engine.client import ENGINE_ERRORS, STREAM_ERRORS, connect, explain
 from ..exceptions import RunTerminated, RuntimeFailure, YolosnapError
+from ..gpu import telemetry
 from . import metrics, tensorboard as tensorboard_sidecar
 from .containers import ContainerSpec, create, gpu_plan, parse_env, parse_volumes, remove_quietly
 from ..bake.kernel_layer import verified_image
@@ -107,7 +108,7 @@ def _run(client: Any, image: str, manifest: dict, argv: list[str], spec: Contain
             container = create(client, image, argv, spec, init=True, on_created=lambda c: attached.append(
                 client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
         header = provenance(manifest, container.attrs.get("Image") or client.images.get(image).id, spec.cwd)
-        sampler = _sampler(container, log_path)
+        sampler = telemetry.for_container(container, log_path.with_suffix(".gpu.csv"))
         with sampler if sampler is not None else contextlib.nullcontext():
             code = _follow_to_exit(container, attached[0], header, argv, spec.cwd, log_path, out, err)
     except YolosnapError:  # ours: already clear (Ctrl-C is no Exception)
@@ -136,17 +137,6 @@ def provenance(manifest: dict, image_id: str, cwd: str) -> tuple[str, ...]:
     code = "not a git work tree" if git is None else \
         f"git {git['commit']}" + (" (dirty: uncommitted changes)" if git["dirty"] else " (clean)")
     return (f"snapshot {manifest['name']}  manifest {manifest['digest']}", f"image {image_id}", f"code {code}")
-
-
-def _sampler(container: Any, log_path: Path) -> Any:
-    """A GPU telemetry sampler for the container's GPUs (what ``--gpus`` gave it), or None for a CPU run."""
-    from ..gpu import probe_gpus, telemetry
-
-    requests = (container.attrs.get("HostConfig") or {}).get("DeviceRequests")
-    if not requests:
-        return None
-    gpus = telemetry.selectors(requests, len(probe_gpus().get("gpus") or []))
-    return telemetry.Sampler(gpus, log_path.with_suffix(".gpu.csv")) if gpus else None
 
 
 def _follow_to_exit(container: Any, stream: Any, header: tuple[str, ...], argv: list[str], cwd: str,
