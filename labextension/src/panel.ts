@@ -3,7 +3,7 @@
  * snapshot's details and diff against the notebook's kernel, and Save / Build / Restore / Delete; for a verified
  * snapshot also Export (an archive in the notebook's folder), Push (to a registry) and Kubernetes Job (its YAML).
  */
-import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
+import { Dialog, InputDialog, ISessionContext, showDialog } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { KernelSpec } from '@jupyterlab/services';
@@ -111,7 +111,13 @@ export class SnapshotPanel extends Widget {
     this._detailsNode = h('div', 'jp-yolosnap-details');
     this.node.append(header, this._folderNode, this._statusNode, this._errorNode, this._listNode, this._detailsNode);
 
-    this._tracker.currentChanged.connect(() => void this.refresh(), this);
+    // The diff follows the current notebook's kernel: a notebook switched to, and its kernel starting or changing
+    // after the switch (a new notebook's kernel starts a moment after it becomes current).
+    this._tracker.currentChanged.connect(() => {
+      this._watchKernel();
+      void this.refresh();
+    }, this);
+    this._watchKernel();
     this._ready = this._restoreState(options.restored).then(() => this.refresh());
   }
 
@@ -149,8 +155,11 @@ export class SnapshotPanel extends Widget {
     }
   }
 
-  /** Select a snapshot (null clears), remembered across reloads. */
+  /** Select a snapshot (null clears), remembered across reloads; the previous selection's error goes. */
   async select(name: string | null): Promise<void> {
+    if (name !== this._selected) {
+      this._showError('');
+    }
     this._selected = name;
     if (this._state) {
       await this._state.save(STATE_KEY, { selected: name });
@@ -175,6 +184,21 @@ export class SnapshotPanel extends Widget {
     } catch (error) {
       this._showError(error);
     }
+  }
+
+  /** Follow the current notebook's session: when its kernel changes, the details (and the diff) are redone. */
+  private _watchKernel(): void {
+    const context = this._tracker.currentWidget?.sessionContext ?? null;
+    if (context === this._watched) {
+      return;
+    }
+    this._watched?.kernelChanged.disconnect(this._onKernelChanged, this);
+    this._watched = context;
+    this._watched?.kernelChanged.connect(this._onKernelChanged, this);
+  }
+
+  private _onKernelChanged(): void {
+    void this._renderDetails();
   }
 
   /** A line saying what the panel is waiting for ('' hides it). */
@@ -213,13 +237,16 @@ export class SnapshotPanel extends Widget {
       h(
         'div',
         'jp-yolosnap-meta',
+        // Only the facts there are: a CPU snapshot says nothing of torch, CUDA or GPUs.
         [
           `saved ${savedText(s.saved)}`,
           `Python ${s.python ?? '?'}`,
-          `torch ${s.torch ?? '-'}`,
-          `CUDA ${s.cuda ?? '-'}`,
-          `GPU ${s.gpu ?? '-'}`
-        ].join(' · ')
+          s.torch ? `torch ${s.torch}` : '',
+          s.cuda ? `CUDA ${s.cuda}` : '',
+          s.gpu ? `GPU ${s.gpu}` : ''
+        ]
+          .filter(Boolean)
+          .join(' · ')
       )
     );
     item.dataset.name = s.name;
@@ -570,6 +597,7 @@ export class SnapshotPanel extends Widget {
   }
 
   private _tracker: INotebookTracker;
+  private _watched: ISessionContext | null = null;
   private _kernelspecs: KernelSpec.IManager;
   private _state: IStateDB | null;
   private _ready: Promise<void>;

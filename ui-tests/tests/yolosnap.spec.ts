@@ -50,6 +50,8 @@ test.describe('Environment snapshots sidebar', () => {
     await expect(item).toBeVisible();
     await expect(item.locator('.jp-yolosnap-state')).toHaveText('verified');
     await expect(item.locator('.jp-yolosnap-meta')).toContainText('Python 3.11.7');
+    // only the facts there are: this CPU snapshot has no torch, CUDA or GPU to show (no "torch -")
+    await expect(item.locator('.jp-yolosnap-meta')).toHaveText(/^saved .+ · Python 3\.11\.7$/);
     // JupyterLab saves the state database into the workspace a moment after a change.
     const saved = page.waitForRequest(
       r =>
@@ -113,6 +115,20 @@ test.describe('Environment snapshots sidebar', () => {
     await expect(error).toBeVisible({ timeout: 30_000 });
     await expect(error).toContainText("invalid snapshot name '../escape'");
     await expect(page.locator(`${PANEL} li.jp-yolosnap-item`)).toHaveCount(1); // nothing was saved
+    // Selecting a snapshot starts afresh: the earlier error does not stay on screen.
+    await page.click(ITEM);
+    await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText(SNAPSHOT);
+    await expect(error).toBeHidden();
+  });
+
+  test('the diff follows a notebook whose kernel starts after it is opened', async ({ page }) => {
+    await openPanel(page);
+    await page.click(ITEM);
+    const diff = page.locator(`${PANEL} .jp-yolosnap-diff`);
+    await expect(diff).toHaveText('Open a notebook with a running kernel to compare.');
+    await page.notebook.createNew('follow.ipynb'); // current at once; its kernel comes a moment later
+    await expect(diff).toHaveAttribute('data-identical', /true|false/, { timeout: 60_000 });
+    await expect(diff).not.toHaveText('Open a notebook with a running kernel to compare.');
   });
 
   test('Restore switches the notebook to a kernel inside the container', async ({ page }) => {
