@@ -302,7 +302,11 @@ export class SnapshotPanel extends Widget {
       h('h4', '', 'Difference from the notebook kernel'),
       diff
     );
-    const addFact = (term: string, value: string) => facts.append(h('dt', '', term), h('dd', '', value));
+    const addFact = (term: string, value: string) => {
+      const dd = h('dd', '', value);
+      dd.dataset.fact = term.toLowerCase();
+      facts.append(h('dt', '', term), dd);
+    };
     try {
       const details = await requestAPI<ISnapshotDetails>(snapshotPath(name), { path });
       const m = details.manifest ?? {};
@@ -393,13 +397,14 @@ export class SnapshotPanel extends Widget {
     let since = 0;
     let state = 'building';
     let failure = '';
+    const began = Date.now();
     try {
       for (;;) {
         const status = await requestAPI<IBuildStatus>(snapshotPath(name, 'build'), { path, since });
         since = status.next;
         state = status.state;
         lines.push(...status.events.map(e => `${e.kind}: ${e.message}`));
-        this._showBuild(name, state, lines);
+        this._showBuild(name, state, lines, began);
         if (state !== 'building') {
           if (state === 'failed') {
             failure = `Build of ${name} failed: ${status.error ?? 'see the log'}`;
@@ -414,22 +419,38 @@ export class SnapshotPanel extends Widget {
       this._building.delete(name);
     }
     await this.refresh();
-    this._showBuild(name, state, lines);
+    this._showBuild(name, state, lines, began);
     if (failure) {
       this._showError(failure);
     }
   }
 
-  private _showBuild(name: string, state: string, lines: string[]): void {
+  private _showBuild(name: string, state: string, lines: string[], began?: number): void {
     if (this._selected !== name || !this._buildLog) {
       return;
     }
+    // The head line: the state, the build's current phase and how long it has run.
+    const phase = [...lines].reverse().find(line => line.startsWith('phase: '));
+    const head = [`build ${state}`];
+    if (phase) {
+      head.push(phase.slice('phase: '.length));
+    }
+    if (began !== undefined) {
+      head.push(`${Math.round((Date.now() - began) / 1000)} s`);
+    }
     this._buildLog.hidden = false;
     this._buildLog.dataset.state = state;
-    this._buildLog.textContent = [`build ${state}`, ...lines.slice(-BUILD_LOG_LINES)].join('\n');
-    const item = this._listNode.querySelector(`li[data-name="${CSS.escape(name)}"] .jp-yolosnap-state`);
-    if (item && state === 'building') {
-      item.textContent = 'building';
+    this._buildLog.textContent = [head.join(' · '), ...lines.slice(-BUILD_LOG_LINES)].join('\n');
+    this._buildLog.scrollTop = this._buildLog.scrollHeight; // the log follows its tail: the last line shows
+    if (state === 'building') {
+      const item = this._listNode.querySelector(`li[data-name="${CSS.escape(name)}"] .jp-yolosnap-state`);
+      if (item) {
+        item.textContent = 'building';
+      }
+      const image = this._detailsNode.querySelector<HTMLElement>('dd[data-fact="image"]');
+      if (image) {
+        image.textContent = 'building';
+      }
     }
   }
 

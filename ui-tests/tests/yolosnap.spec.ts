@@ -91,6 +91,41 @@ test.describe('Environment snapshots sidebar', () => {
     await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
   });
 
+  test('a running build shows its phase and time, marks the image building and follows the log tail', async ({
+    page
+  }) => {
+    // The real build of uitest ends at once (it is built); its first poll is answered as a long build's would
+    // be, in the server's own shape, so the panel's building state can be seen.
+    let faked = false;
+    await page.route(/\/yolosnap\/snapshots\/uitest\/build\?.*since=0/, async route => {
+      if (route.request().method() !== 'GET' || faked) {
+        return route.continue();
+      }
+      faked = true;
+      const events = Array.from({ length: 8 }, (_, i) => ({ kind: 'log', message: `step ${i + 1}/8` }));
+      await route.fulfill({
+        contentType: 'application/json',
+        body: JSON.stringify({ state: 'building', events: [{ kind: 'phase', message: 'installing pins' }, ...events],
+                               next: 0, error: null, image: null })
+      });
+    });
+    await page.addStyleTag({ content: '.jp-yolosnap-buildlog { max-height: 48px !important; }' });
+    await openPanel(page);
+    await page.click(ITEM);
+    await page.click(`${PANEL} button[data-action="build"]`);
+    const log = page.locator(`${PANEL} .jp-yolosnap-buildlog`);
+    await expect(log).toHaveAttribute('data-state', 'building');
+    await expect(log).toContainText(/^build building · installing pins · \d+ s/);
+    await expect(page.locator(`${PANEL} dd[data-fact="image"]`)).toHaveText('building');
+    await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('building');
+    const atBottom = () => log.evaluate(n => n.scrollHeight > n.clientHeight && n.scrollTop + n.clientHeight >= n.scrollHeight - 2);
+    expect(await atBottom()).toBe(true); // overflowing, and scrolled to its last line
+    await expect(log).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
+    await expect(log).toContainText(/^build done/);
+    await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('verified');
+    await expect(page.locator(`${PANEL} dd[data-fact="image"]`)).toContainText('verified');
+  });
+
   test('Save current kernel as... then Delete', async ({ page }) => {
     await saveNewKernelAs(page, 'save.ipynb', 'scratch');
     const item = page.locator(`${PANEL} li.jp-yolosnap-item[data-name="scratch"]`);
