@@ -198,6 +198,7 @@ export class SnapshotPanel extends Widget {
   }
 
   private _onKernelChanged(): void {
+    this._renderList(); // the "running here" badge moves with the kernel
     void this._renderDetails();
   }
 
@@ -225,6 +226,8 @@ export class SnapshotPanel extends Widget {
 
   private _renderItem(s: ISnapshotSummary): HTMLLIElement {
     const state = s.image.state;
+    // The snapshot the current notebook's kernel runs in (a restored kernel is yolosnap-NAME), by name.
+    const here = this._tracker.currentWidget?.sessionContext.session?.kernel?.name === s.kernel_name;
     const item = h(
       'li',
       'jp-yolosnap-item',
@@ -232,7 +235,12 @@ export class SnapshotPanel extends Widget {
         'div',
         'jp-yolosnap-item-head',
         h('span', 'jp-yolosnap-name', s.name),
-        h('span', `jp-yolosnap-state jp-yolosnap-state-${state.replace(' ', '-')}`, state)
+        h(
+          'span',
+          'jp-yolosnap-badges',
+          ...(here ? [h('span', 'jp-yolosnap-here', 'running here')] : []),
+          h('span', `jp-yolosnap-state jp-yolosnap-state-${state.replace(' ', '-')}`, state)
+        )
       ),
       h(
         'div',

@@ -170,11 +170,14 @@ test.describe('Environment snapshots sidebar', () => {
     await page.notebook.createNew('restore.ipynb');
     await openPanel(page);
     await page.click(ITEM);
+    await expect(page.locator(ITEM).locator('.jp-yolosnap-here')).toHaveCount(0); // the notebook runs python3
     await page.click(`${PANEL} button[data-action="restore"]`);
     await expect
       .poll(() => kernelName(page), { timeout: CONTAINER_TIMEOUT })
       .toBe(`yolosnap-${SNAPSHOT}`);
     await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
+    // The panel says which snapshot this notebook now runs in.
+    await expect(page.locator(ITEM).locator('.jp-yolosnap-here')).toHaveText('running here');
 
     await page.notebook.setCell(0, 'code', PROBE);
     await page.notebook.runCell(0, { wait: false });
