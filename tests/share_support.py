@@ -2,6 +2,7 @@
 base, a fresh project folder, and removing every image of a snapshot."""
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,18 @@ def build_six_snapshot(tmp_path_factory, root: Path, prefix: str, project: Path 
             service.save(saved, str(python), project)
         result = bake.build(name, project)
     return name, project, result
+
+
+def save_other_environment(store, manifest: dict) -> dict:
+    """Save into ``store`` a snapshot of ``manifest``'s name but another environment (without six): what an
+    import or pull must not replace unless told to. Returns that manifest."""
+    from jupyter_yolosnap.snapshot import manifest as manifest_io
+
+    other = json.loads(json.dumps(manifest))
+    other["packages"] = [p for p in other["packages"] if p["name"] != "six"]
+    other["digest"] = manifest_io.compute_digest(other)
+    store.save(other)
+    return other
 
 
 def fresh_project(tmp_path: Path) -> Path:

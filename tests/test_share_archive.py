@@ -25,7 +25,7 @@ from jupyter_yolosnap.snapshot import manifest as manifest_io, names
 from jupyter_yolosnap.snapshot.store import open_store
 
 from .conftest import yolosnap
-from .share_support import Built, build_six_snapshot, fresh_project, remove_snapshot_images
+from .share_support import Built, build_six_snapshot, fresh_project, remove_snapshot_images, save_other_environment
 from .engine_support import BASE_TAG
 
 pytestmark = pytest.mark.engine
@@ -236,10 +236,7 @@ def test_the_doors_export_and_import(built, engine, tmp_path, monkeypatch):
 def test_an_existing_snapshot_of_another_environment_is_replaced_only_when_asked(built, engine, tmp_path):
     fresh = fresh_project(tmp_path)
     store = open_store(fresh)
-    other = json.loads(json.dumps(built.manifest))
-    other["packages"] = [p for p in other["packages"] if p["name"] != "six"]
-    other["digest"] = manifest_io.compute_digest(other)
-    store.save(other)
+    other = save_other_environment(store, built.manifest)
     with pytest.raises(SnapshotExists) as refused:
         archive.import_archive(store, built.archive)
     assert "--replace" in str(refused.value) and "\n" not in str(refused.value)
@@ -438,10 +435,7 @@ def test_export_is_atomic_and_refuses_without_a_verified_image(built, tmp_path, 
 
     unbuilt = fresh_project(tmp_path)
     store = open_store(unbuilt)
-    other = json.loads(json.dumps(built.manifest))
-    other["packages"] = [p for p in other["packages"] if p["name"] != "six"]
-    other["digest"] = manifest_io.compute_digest(other)
-    store.save(other)
+    save_other_environment(store, built.manifest)
     with pytest.raises(NoVerifiedImage, match="build it first"):
         archive.export(store, built.name, tmp_path / "unbuilt.tar.gz")
     assert not (tmp_path / "unbuilt.tar.gz").exists()

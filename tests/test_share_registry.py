@@ -27,7 +27,8 @@ from jupyter_yolosnap.snapshot import manifest as manifest_io, names
 from jupyter_yolosnap.snapshot.store import open_store
 
 from .conftest import yolosnap
-from .share_support import Built, build_six_snapshot, fresh_project, remove_snapshot_images, remove_tags
+from .share_support import (Built, build_six_snapshot, fresh_project, remove_snapshot_images, remove_tags,
+                            save_other_environment)
 from .engine_support import BASE_TAG
 
 pytestmark = pytest.mark.engine
@@ -121,6 +122,18 @@ def built(tmp_path_factory, engine, base_image):
     made = Built.of(name, project, result)
     yield made
     remove_snapshot_images(engine, name)
+
+
+def push_as_is(engine, image, reference: str, *also_remove: str) -> None:
+    """Push ``image`` as ``reference`` with the engine alone (not through the tool), then remove the local tag
+    (and ``also_remove``): an image the tool did not make, waiting in the registry."""
+    repository, tag = reference.rsplit(":", 1)
+    image.tag(repository, tag)
+    try:
+        for line in engine.images.push(repository, tag, stream=True, decode=True):
+            assert "error" not in line, line
+    finally:
+        remove_tags(engine, reference, *also_remove)
 
 
 def image_ids(engine) -> set[str]:
@@ -221,10 +234,7 @@ def test_a_pull_does_not_replace_another_environment_unless_asked(built, plain_r
     registry.push(open_store(built.project), built.name, reference)
     fresh = fresh_project(tmp_path)
     store = open_store(fresh)
-    other = json.loads(json.dumps(built.manifest))
-    other["packages"] = [p for p in other["packages"] if p["name"] != "six"]
-    other["digest"] = manifest_io.compute_digest(other)
-    store.save(other)
+    other = save_other_environment(store, built.manifest)
     with pytest.raises(SnapshotExists, match="--replace"):
         registry.pull(store, reference)
     assert store.load(built.name)["digest"] == other["digest"]
@@ -267,13 +277,7 @@ def test_the_authenticated_registry_needs_a_login_and_the_tool_stores_none(built
 
 def test_an_image_without_a_manifest_inside_is_refused(plain_registry, engine, base_image, tmp_path):
     reference = f"{plain_registry.address}/plain/python:{uuid.uuid4().hex[:8]}"
-    repository, tag = reference.rsplit(":", 1)
-    base_image.tag(repository, tag)
-    try:
-        for line in engine.images.push(repository, tag, stream=True, decode=True):
-            assert "error" not in line, line
-    finally:
-        remove_tags(engine, reference)
+    push_as_is(engine, base_image, reference)
     fresh = fresh_project(tmp_path)
     with pytest.raises(RegistryError) as refused:
         registry.pull(open_store(fresh), reference)
@@ -322,13 +326,7 @@ def test_hostile_images_are_refused_and_removed(case, built, plain_registry, eng
     (context / "Dockerfile").write_text(f"FROM {BASE_TAG}\n{copy}{label_line}\n")
     image, _ = engine.images.build(path=str(context), pull=False, network_mode="none", rm=True)
     reference = f"{plain_registry.address}/hostile/{case}:1"
-    repository, tag = reference.rsplit(":", 1)
-    image.tag(repository, tag)
-    try:
-        for line in engine.images.push(repository, tag, stream=True, decode=True):
-            assert "error" not in line, line
-    finally:
-        remove_tags(engine, reference, image.id)
+    push_as_is(engine, image, reference, image.id)
     assert image.id not in image_ids(engine)
     fresh = fresh_project(tmp_path)
     with pytest.raises(RegistryError) as refused:

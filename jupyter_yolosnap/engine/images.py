@@ -9,6 +9,7 @@ Labels are read from images other people may have built, so they are only ever c
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TypeVar
@@ -51,6 +52,28 @@ def get_image(client: Any, ref: str, doing: str) -> Any | None:
         return read(lambda: client.images.get(ref), doing)
     except docker.errors.NotFound:  # ImageNotFound too
         return None
+
+
+def retag(client: Any, image_id: str, repository: str, tag: str) -> Any | None:
+    """Point ``repository:tag`` at ``image_id``; the image the tag named before (None: a new tag), for
+    :func:`put_tag_back` when what follows the tagging fails."""
+    reference = f"{repository}:{tag}"
+    had = get_image(client, reference, f"looking for the image {reference}")
+    try:
+        client.api.tag(image_id, repository, tag, force=True)
+    except ENGINE_ERRORS as err:
+        raise explain(err, f"tagging {reference}") from None
+    return had
+
+
+def put_tag_back(client: Any, repository: str, tag: str, had: Any | None, image_id: str) -> None:
+    """Undo :func:`retag`: the tag back onto the image it named before, or away (the tag only: the image
+    stays). Quiet: it runs while another error is raised."""
+    with contextlib.suppress(*ENGINE_ERRORS):
+        if had is None:
+            client.api.remove_image(f"{repository}:{tag}", force=False, noprune=True)
+        elif had.id != image_id:
+            client.api.tag(had.id, repository, tag, force=True)
 
 
 def image_labels(image: Any) -> dict:

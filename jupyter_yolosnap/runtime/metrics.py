@@ -93,15 +93,15 @@ def _number(text: str) -> float:
 def plot_png(table: MetricsTable | None, gpu: dict[str, dict[str, list[float]]] | None = None) -> bytes | None:
     """A grid of small line plots, one per metric, and under them one row of GPU telemetry panels (``gpu``:
     :func:`..gpu.telemetry.read_csv`, one line per GPU), as PNG bytes; None when there is nothing to draw."""
-    from matplotlib.figure import Figure  # a dependency: the plot is drawn wherever the run is
-
     from ..gpu.telemetry import PLOTTED
 
     names = list(table.series)[:MAX_PANELS] if table is not None else []
     telemetry = [(column, title) for column, title in PLOTTED
                  if gpu and any(not all(math.isnan(v) for v in one[column]) for one in gpu.values())]
     if not names and not telemetry:
-        return None
+        return None  # before matplotlib's import: a run with nothing to plot does not pay for it
+    from matplotlib.figure import Figure  # a dependency: the plot is drawn wherever the run is
+
     columns = max(min(5, len(names)), len(telemetry), 1)
     lines = math.ceil(len(names) / columns) + (1 if telemetry else 0)
     figure = Figure(figsize=(2.6 * columns, 2.1 * lines), dpi=80, layout="constrained")

@@ -86,11 +86,12 @@ def scrape(containers: Callable[[], list], nvml: Callable[[], Any] = telemetry.o
     return generate_latest(registry), collector.note
 
 
-def running_containers() -> list:
-    """The engine's running snapshot containers (an engine error is an ``EngineError``: 503)."""
+def snapshot_containers() -> list:
+    """The engine's snapshot containers, running or not: the collector counts the running ones (an engine
+    error is an ``EngineError``: 503)."""
     from ..runtime import registry
 
-    return [c for c in registry.labelled() if c.status == "running"]
+    return registry.labelled()
 
 
 class MetricsHandler(YolosnapHandler):
@@ -101,7 +102,7 @@ class MetricsHandler(YolosnapHandler):
             raise web.HTTPError(403)
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        body, note = await self.blocking(scrape, running_containers)
+        body, note = await self.blocking(scrape, snapshot_containers)
         if note:
             self.log.warning("yolosnap: GPU telemetry for /yolosnap/metrics: %s", note)
         self.finish(body, set_content_type=CONTENT_TYPE_LATEST)  # APIHandler's finish would say JSON

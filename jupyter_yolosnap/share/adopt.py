@@ -123,22 +123,13 @@ def register(client: Any, store: Store, image_id: str, manifest: dict, listener:
     """
     tag = image_tag(manifest)
     repository, version = tag.split(":")
-    had = images.get_image(client, tag, f"looking for the image {tag}")
-    try:
-        client.api.tag(image_id, repository, version, force=True)
-    except ENGINE_ERRORS as err:
-        raise explain(err, f"tagging {tag}") from None
+    had = images.retag(client, image_id, repository, version)
     try:
         path, previous = store.save(manifest)
         if also is not None:
             also(store.folder(manifest["name"]))
     except BaseException:
-        if had is None or had.id != image_id:
-            with contextlib.suppress(*ENGINE_ERRORS):
-                if had is None:
-                    client.api.remove_image(tag, force=False, noprune=True)  # the tag only: the image stays
-                else:
-                    client.api.tag(had.id, repository, version, force=True)
+        images.put_tag_back(client, repository, version, had, image_id)
         raise
     try:
         client.api.tag(image_id, repository, "latest", force=True)

@@ -207,11 +207,7 @@ def push(store: Store, name: str, reference: str, listener: Listener = ignore) -
         listener(Event("phase", f"adding the manifest of {manifest['name']!r} to {image_tag(manifest)} "
                                 f"({MANIFEST_PATH})"))
         layer = _manifest_layer(client, image.id, manifest, listener)
-        had = images.get_image(client, target, f"looking for the image {target}")
-        try:
-            client.api.tag(layer, repository, tag, force=True)
-        except ENGINE_ERRORS as err:
-            raise explain(err, f"tagging {target}") from None
+        had = images.retag(client, layer, repository, tag)
         try:
             listener(Event("phase", f"pushing {target}"))
             stream = _engine_call(lambda: client.api.push(repository, tag=tag, stream=True, decode=True),
@@ -224,7 +220,7 @@ def push(store: Store, name: str, reference: str, listener: Listener = ignore) -
                 raise RegistryError(f"pushing {target} ended without the registry's digest; the push may be "
                                     "incomplete: try again")
         except BaseException:
-            _put_tag_back(client, target, repository, tag, had, layer)
+            images.put_tag_back(client, repository, tag, had, layer)
             raise
         records.append(store, manifest["name"], "push", target, digest, layer, manifest["digest"])
     finally:
@@ -249,15 +245,6 @@ def _manifest_layer(client: Any, image_id: str, manifest: dict, listener: Listen
         (context / "Dockerfile").write_text(f"FROM {image_id}\nCOPY snapshot.json {MANIFEST_PATH}\n"
                                             f"{label_line(layer_labels)}\n")
         return build_image(client, str(context), network_mode="none", listener=listener)
-
-
-def _put_tag_back(client: Any, target: str, repository: str, tag: str, had: Any, layer: str) -> None:
-    """Undo the local tag a failed push set: back onto the image it named before, or away."""
-    with contextlib.suppress(*ENGINE_ERRORS):
-        if had is not None and had.id != layer:
-            client.api.tag(had.id, repository, tag, force=True)
-        elif had is None:
-            client.api.remove_image(target, force=False, noprune=True)
 
 
 # ------------------------------------------------------------------------------------------------------ pull
