@@ -74,6 +74,8 @@ FIELDS = {
     "native_libs[0].package": lambda m, v: m["native_libs"][0].__setitem__("package", v),
     "native_libs[0].soname": lambda m, v: m["native_libs"][0].__setitem__("soname", v),
     "cuda.nvcc.version": lambda m, v: m["cuda"]["nvcc"].__setitem__("version", v),
+    "cuda.torch.arch_list[1]": lambda m, v: m["cuda"].__setitem__(
+        "torch", {"version": "2.14.1+cu130", "cuda": "13.0", "cudnn": "9.24.0", "arch_list": ["sm_80", v]}),
     "env key": lambda m, v: m["env"].__setitem__(v, "1"),
 }
 
