@@ -104,10 +104,11 @@ def _run(client: Any, image: str, manifest: dict, argv: list[str], spec: Contain
         if board is not None:
             out.write(f"TensorBoard on {tensorboard} (until the run ends): {board.url}\n")
             out.flush()
+        # Before the container starts: once it runs, a stop signal must find its log already open.
+        header = provenance(manifest, client.images.get(image).id, spec.cwd)
         with signals.held():  # a container made but not yet handed back here could not be removed
             container = create(client, image, argv, spec, init=True, on_created=lambda c: attached.append(
                 client.api.attach(c.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)))
-        header = provenance(manifest, container.attrs.get("Image") or client.images.get(image).id, spec.cwd)
         sampler = telemetry.for_container(container, log_path.with_suffix(".gpu.csv"))
         with sampler if sampler is not None else contextlib.nullcontext():
             code = _follow_to_exit(container, attached[0], header, argv, spec.cwd, log_path, out, err)
