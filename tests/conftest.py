@@ -97,8 +97,10 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the native-library cache out of the user's home."""
+    """Keep the native-library cache and the Jupyter runtime files (build failure records, kernel records) out of
+    the user's home."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path_factory.getbasetemp() / "jupyter-runtime"))
 
 
 def yolosnap(*args: str | os.PathLike, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:

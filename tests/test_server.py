@@ -218,12 +218,19 @@ def test_build_jobs_bookkeeping(tmp_path):
     deadline = time.monotonic() + 5
     while len(job.view()["events"]) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert job.view(1) == {"state": "building", "events": [{"kind": "step", "message": "RUN x", "step": 1,
-                                                             "total": 2}], "next": 2, "error": None, "image": None}
+    view = job.view(1)
+    assert {k: view[k] for k in ("state", "events", "next", "error", "image", "options")} == {
+        "state": "building", "events": [{"kind": "step", "message": "RUN x", "step": 1, "total": 2}], "next": 2,
+        "error": None, "image": None, "options": {}}
+    assert 0 <= view["elapsed"] < 10 and abs(view["started"] - time.time()) < 10
     release.set()
     while (jobs.building("good", tmp_path) or jobs.building("bad", tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert job.view(2) == {"state": "done", "events": [], "next": 2, "error": None, "image": "yolosnap/good:abc"}
+    done = job.view(2)
+    assert (done["state"], done["events"], done["next"], done["error"], done["image"]) == (
+        "done", [], 2, None, "yolosnap/good:abc")
+    time.sleep(0.2)
+    assert job.view()["elapsed"] == done["elapsed"]  # the clock stops with the build
     assert bad.view()["state"] == "failed" and bad.view()["error"] == "no base fits; pass --base"
     jobs.start("good", tmp_path)  # a finished job does not block the next build
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .diff_cache import DiffCache
 from .jobs import BuildJobs
 
 SETTINGS_JOBS = "yolosnap_jobs"
+SETTINGS_DIFFS = "yolosnap_diffs"
 
 
 def load(serverapp: Any) -> None:
@@ -18,6 +20,7 @@ def load(serverapp: Any) -> None:
 
     web_app = serverapp.web_app
     web_app.settings[SETTINGS_JOBS] = BuildJobs()
+    web_app.settings[SETTINGS_DIFFS] = DiffCache()
     web_app.add_handlers(".*$", routes(web_app.settings.get("base_url", "/")))
     _adopt_kernels(serverapp)
     serverapp.log.info("jupyter_yolosnap: REST API at %syolosnap/", web_app.settings.get("base_url", "/"))

@@ -15,18 +15,22 @@ from typing import Any, Callable
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from .. import service
 from ..frontends import render
 from ..exceptions import (ArchiveError, BuildRunning, CaptureError, EngineError, InvalidName, KubernetesError,
                           ManifestError, RegistryError, RuntimeFailure, SnapshotExists, SnapshotNotFound, StoreError,
-                          UsageFailure, YolosnapError)
+                          UnsafeValue, UsageFailure, YolosnapError)
+from ..recipe.dockerfile import image_reference
+from ..recipe.plan import STRATEGIES
 from ..snapshot.names import kernel_name, validate_name
 from ..snapshot.store import Store
-from . import SETTINGS_JOBS, project
+from . import SETTINGS_DIFFS, SETTINGS_JOBS, project
+from .diff_cache import DiffCache
 from .images import ImageIndex, ImageState
-from .jobs import BuildJobs, idle_view
-from .kernels import kernel_python
+from .jobs import BUILDING, BuildJobs
+from .kernels import kernel_environment, kernel_python
 
 #: HTTP status of each error class; the first match in order wins, YolosnapError last.
 STATUS: tuple[tuple[type[YolosnapError], int], ...] = (
@@ -55,6 +59,10 @@ class YolosnapHandler(APIHandler):
     @property
     def jobs(self) -> BuildJobs:
         return self.settings[SETTINGS_JOBS]
+
+    @property
+    def diffs(self) -> DiffCache:
+        return self.settings[SETTINGS_DIFFS]
 
     def store(self) -> Store:
         return project.store_for(self.settings["server_root_dir"], self.get_query_argument("path", ""))
@@ -109,15 +117,29 @@ class YolosnapHandler(APIHandler):
             raise web.HTTPError(400, "send a JSON object body, e.g. {\"name\": \"base\", \"kernel_id\": \"...\"}")
         return body
 
+    def since(self) -> int:
+        """``?since=N``: how many of the build's events the caller has seen."""
+        since = self.get_query_argument("since", "0")
+        if not (since.isascii() and since.isdigit()) or len(since) > 9:
+            raise web.HTTPError(400, f"since={since[:20]!r} must be a count of events already seen (0 or more)")
+        return int(since)
 
-def summary(manifest: dict, image: ImageState) -> dict:
-    """One snapshot as the panel lists it."""
+
+def summary(manifest: dict, image: ImageState, last_build: dict | None = None) -> dict:
+    """One snapshot as the panel lists it; ``last_build``: its last build's failure, when that is what it was."""
     facts = service.summarize(manifest)
     torch = ((manifest.get("cuda") or {}).get("torch") or {})
     gpus = (manifest.get("gpu") or {}).get("gpus") or []
     return {"name": facts.name, "saved": facts.created, "python": facts.python, "torch": facts.torch,
             "cuda": torch.get("cuda") or None, "gpu": gpus[0].get("name") if gpus else None, "digest": facts.digest,
-            "image": image.to_dict(), "kernel_name": kernel_name(facts.name)}
+            "image": image.to_dict(), "kernel_name": kernel_name(facts.name),
+            "last_build": None if image.state == "verified" else last_build}
+
+
+def _row(store: Store, jobs: BuildJobs, images: ImageIndex, manifest: dict) -> dict:
+    name = manifest["name"]
+    return summary(manifest, images.state(manifest, jobs.building(name, store.project)),
+                   jobs.last_failure(name, store.project, manifest["digest"]))
 
 
 def _list(store: Store, jobs: BuildJobs, log: Any) -> dict:
@@ -130,7 +152,7 @@ def _list(store: Store, jobs: BuildJobs, log: Any) -> dict:
             log.warning("yolosnap: skipping snapshot %s: %s", name, err)
             broken.append({"name": name, "message": str(err)})
             continue
-        rows.append(summary(manifest, images.state(manifest, jobs.building(name, store.project))))
+        rows.append(_row(store, jobs, images, manifest))
     body: dict = {"project": str(store.project), "snapshots": rows, "unreadable": broken}
     if images.error:
         body["engine_error"] = images.error
@@ -140,7 +162,7 @@ def _list(store: Store, jobs: BuildJobs, log: Any) -> dict:
 def _one(store: Store, jobs: BuildJobs, name: str) -> dict:
     manifest = store.load(validate_name(name))
     images = ImageIndex.read()
-    body = summary(manifest, images.state(manifest, jobs.building(manifest["name"], store.project)))
+    body = _row(store, jobs, images, manifest)
     body["manifest"] = manifest
     if images.error:
         body["engine_error"] = images.error
@@ -185,42 +207,114 @@ class SnapshotHandler(YolosnapHandler):
         self.finish()
 
 
+def _diff_reply(result: Any) -> dict:
+    return {"identical": result.identical, "diff": result.to_dict(), "text": str(render.render_diff(result))}
+
+
 class DiffHandler(YolosnapHandler):
-    """``GET /yolosnap/snapshots/NAME/diff?kernel_id=ID``: the snapshot against that kernel's environment now."""
+    """``GET /yolosnap/snapshots/NAME/diff?kernel_id=ID``: the snapshot against that kernel's environment now
+    (kept in :mod:`.diff_cache` until the kernel's packages change; ``cached`` says so); ``?against=REF``: against
+    another snapshot or revision (``OTHER``, ``NAME@N``)."""
 
     @web.authenticated
     async def get(self, name: str) -> None:
         store = self.store()
         store.path_of(validate_name(name))  # 404 before bothering the kernel
-        python = await kernel_python(self.kernel_manager, self.get_query_argument("kernel_id", None))
-        result = await self.blocking(service.diff, name, None, python, store.project)
-        self.reply({"identical": result.identical, "diff": result.to_dict(), "text": str(render.render_diff(result))})
+        against = self.get_query_argument("against", None)
+        kernel_id = self.get_query_argument("kernel_id", None)
+        if against is not None:
+            if kernel_id is not None:
+                raise web.HTTPError(400, "give either kernel_id (the notebook kernel) or against (a snapshot), "
+                                         "not both")
+            result = await self.blocking(service.diff, name, against, None, store.project)
+            self.reply(_diff_reply(result))
+            return
+        env = await kernel_environment(self.kernel_manager, kernel_id)
+        manifest = await self.blocking(store.load, name)
+        key = (str(store.project), name, manifest["digest"], env.python, env.stamp)
+        cached = self.diffs.get(key) if env.stamp else None
+        if cached is None:
+            result = await self.blocking(service.diff, name, None, env.python, store.project)
+            cached = _diff_reply(result)
+            if env.stamp:
+                self.diffs.put(key, cached)
+            self.reply({**cached, "cached": False})
+            return
+        self.reply({**cached, "cached": True})
+
+
+def _history(store: Store, name: str) -> dict:
+    rows = service.history(name, store.project)
+    return {"revisions": [{"number": r.revisions, "reference": f"{name}@{r.revisions}", "saved": r.created,
+                           "digest": r.digest, "python": r.python, "torch": r.torch, "packages": r.packages,
+                           "current": i == len(rows) - 1} for i, r in enumerate(rows)]}
+
+
+class HistoryHandler(YolosnapHandler):
+    """``GET /yolosnap/snapshots/NAME/history``: every revision, oldest first (``NAME@N`` for ``diff?against=``)."""
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        store = self.store()
+        self.reply(await self.blocking(_history, store, validate_name(name)))
 
 
 #: How long ``DELETE .../build`` waits for the cancelled build to have stopped and cleaned up before answering.
 CANCEL_WAIT_S = 30
 
 
+def build_options(body: Any) -> dict[str, str]:
+    """The panel's build options (``{"strategy": ..., "base": ...}``, both optional), checked before any use."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise web.HTTPError(400, 'send the build options as a JSON object, e.g. {"strategy": "pinned"}, or none')
+    unknown = sorted(set(body) - {"strategy", "base"})
+    if unknown:
+        raise web.HTTPError(400, f"unknown build option {unknown[0][:40]!r}; the options are strategy and base")
+    options: dict[str, str] = {}
+    strategy = body.get("strategy")
+    if strategy is not None:
+        if strategy not in STRATEGIES:
+            raise web.HTTPError(400, f"strategy {str(strategy)[:40]!r} is not one of {', '.join(STRATEGIES)}; "
+                                     "pick one of those")
+        options["strategy"] = strategy
+    base = body.get("base")
+    if base not in (None, ""):
+        try:
+            options["base"] = image_reference(base)
+        except UnsafeValue as err:
+            raise web.HTTPError(400, str(err).replace("pass another --base", "give another base image")) from None
+    return options
+
+
+def _digest(store: Store, name: str) -> str | None:
+    """The manifest's digest, to tell a recorded failure of this manifest from one of an earlier; None when the
+    manifest is unreadable (its failure is then shown anyway)."""
+    try:
+        return store.load(name)["digest"]
+    except YolosnapError:
+        return None
+
+
 class BuildHandler(YolosnapHandler):
-    """``POST /yolosnap/snapshots/NAME/build``: start a build job; ``GET ?since=N``: its state and new events;
-    ``DELETE``: cancel the running build."""
+    """``POST /yolosnap/snapshots/NAME/build`` (body: optional ``{"strategy", "base"}``): start a build job;
+    ``GET ?since=N``: its state and new events (or the last failure recorded); ``DELETE``: cancel it."""
 
     @web.authenticated
     async def post(self, name: str) -> None:
         store = self.store()
-        store.load(validate_name(name))  # a refused manifest answers 422 now, not as a failed job later
-        self.jobs.start(name, store.project)
+        options = build_options(self.get_json_body())
+        manifest = store.load(validate_name(name))  # a refused manifest answers 422 now, not as a failed job later
+        self.jobs.start(name, store.project, options, manifest["digest"])
         self.reply({"state": "building"}, 202)
 
     @web.authenticated
     async def get(self, name: str) -> None:
         store = self.store()
         validate_name(name)
-        since = self.get_query_argument("since", "0")
-        if not since.isdigit():
-            raise web.HTTPError(400, f"since={since!r} must be a count of events already seen (0 or more)")
-        job = self.jobs.get(name, store.project)
-        self.reply(job.view(int(since)) if job is not None else idle_view())
+        since = self.since()
+        self.reply(self.jobs.view(name, store.project, await self.blocking(_digest, store, name), since))
 
     @web.authenticated
     async def delete(self, name: str) -> None:
@@ -230,10 +324,54 @@ class BuildHandler(YolosnapHandler):
         validate_name(name)
         job = self.jobs.cancel(name, store.project)
         if job is None:
-            self.reply(idle_view())
+            self.reply(self.jobs.view(name, store.project, await self.blocking(_digest, store, name)))
             return
         await self.blocking(job.wait, CANCEL_WAIT_S)
         self.reply(job.view())
+
+
+#: A stream with nothing new sends a comment this often, so proxies keep it open and a gone client is noticed.
+KEEPALIVE_S = 15.0
+#: Events that arrive within this long of each other go out in one message (a pip log is many lines a second).
+BATCH_S = 0.1
+
+
+class BuildEventsHandler(YolosnapHandler):
+    """``GET /yolosnap/snapshots/NAME/build/events?since=N``: the build as server-sent events. Each message's
+    data is what ``GET .../build`` answers, with the events since the previous message; the stream ends after the
+    first message whose state is not ``building``. ``Last-Event-ID`` (an EventSource reconnecting) wins over
+    ``since``."""
+
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        store = self.store()
+        validate_name(name)
+        since = self.since()
+        last = self.request.headers.get("Last-Event-ID", "")
+        if last.isascii() and last.isdigit() and len(last) <= 9:
+            since = int(last)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # a reverse proxy must not hold the stream back
+        job = self.jobs.get(name, store.project)
+        try:
+            while True:
+                view = (job.view(since) if job is not None else
+                        self.jobs.view(name, store.project, await self.blocking(_digest, store, name), since))
+                since = view["next"]
+                self.write(f"id: {since}\ndata: {json.dumps(view)}\n\n")
+                await self.flush()
+                if view["state"] != BUILDING:
+                    break
+                await job.changed(since, KEEPALIVE_S)
+                if job.view(since)["next"] == since and job.state == BUILDING:
+                    self.write(": still building\n\n")
+                    await self.flush()
+                    continue
+                await asyncio.sleep(BATCH_S)
+        except StreamClosedError:  # the page went away: nothing to clean up, the build goes on
+            return
+        self.finish(set_content_type="text/event-stream")
 
 
 def _restore(store: Store, name: str) -> dict:
@@ -257,6 +395,7 @@ def routes(base_url: str) -> list[tuple[str, type[YolosnapHandler]]]:
 
     one = r"/snapshots/(?P<name>[^/]+)"
     table = [(r"/snapshots/?", SnapshotsHandler), (one + "/?", SnapshotHandler), (one + "/diff/?", DiffHandler),
-             (one + "/build/?", BuildHandler), (one + "/restore/?", RestoreHandler),
+             (one + "/history/?", HistoryHandler), (one + "/build/?", BuildHandler),
+             (one + "/build/events/?", BuildEventsHandler), (one + "/restore/?", RestoreHandler),
              *((one + pattern, handler) for pattern, handler in SHARE), (r"/metrics/?", MetricsHandler)]
     return [(url_path_join(base_url, "yolosnap") + pattern, handler) for pattern, handler in table]

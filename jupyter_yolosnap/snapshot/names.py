@@ -13,6 +13,7 @@ import hashlib
 import re
 
 from ..exceptions import InvalidName
+from .grammar import shorten
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 #: A path component of a Docker repository (distribution's reference grammar), also a valid kernelspec name.
@@ -37,13 +38,13 @@ def validate_name(name: object) -> str:
 def split_reference(ref: str) -> tuple[str, int | None]:
     """``name`` or ``name@N`` (N = revision number from ``history``)."""
     if not isinstance(ref, str):
-        raise InvalidName(f"invalid snapshot reference {ref!r}: use NAME or NAME@N")
+        raise InvalidName(f"invalid snapshot reference {shorten(ref)}: use NAME or NAME@N")
     name, sep, rev = ref.partition("@")
     validate_name(name)
     if not sep:
         return name, None
-    if not rev.isdigit() or int(rev) < 1:
-        raise InvalidName(f"invalid revision in {ref!r}: use NAME@N with N a revision number from "
+    if not (rev.isascii() and rev.isdigit()) or len(rev) > 9 or int(rev) < 1:  # '²' is a digit to isdigit
+        raise InvalidName(f"invalid revision in {shorten(ref)}: use NAME@N with N a revision number from "
                           f"'yolosnap history {name}'")
     return name, int(rev)
 
