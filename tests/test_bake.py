@@ -115,7 +115,13 @@ def test_build_check_delta_and_layer_reuse(small_env, project, images, engine):
     old_layers = image.attrs["RootFS"]["Layers"]
     new_layers = engine.images.get(second.image).attrs["RootFS"]["Layers"]
     assert new_layers[:len(old_layers)] == old_layers  # every layer of the verified image reused
-    assert len(new_layers) - len(old_layers) == 2  # COPY delta.txt + RUN pip install
+    assert len(new_layers) - len(old_layers) == 1  # one layer, committed from one container
+    delta_image = engine.images.get(second.image)
+    assert delta_image.attrs["Config"]["Cmd"] == image.attrs["Config"]["Cmd"]
+    assert delta_image.labels[labels.DIGEST] == service.load(name, project)["digest"]
+    found = engine.containers.run(second.image, ["sh", "-c", "command -v uv; ls -A /mnt; python -c 'import six; "
+                                                 "print(six.__version__)'"], network_mode="none", remove=True)
+    assert found.decode().split() == ["1.17.0"]  # uv was mounted for the install, and is not in the image
     assert not any("numpy" in s or "heavy" in s for s in steps(delta_events))
 
     # the same change built in full (no delta) reuses the heavy layer from Docker's cache

@@ -5,6 +5,7 @@ import copy
 
 import pytest
 
+from jupyter_yolosnap.exceptions import UnsafeValue
 from jupyter_yolosnap.recipe import dockerfile
 from jupyter_yolosnap.recipe.plan import delta, make_plan
 
@@ -108,7 +109,16 @@ def test_delta_dockerfile_starts_from_the_previous_image():
     text = dockerfile.render_delta(plan, "sha256:abc", [{"name": "six", "version": "1.17.0"}], ["idna"])
     lines = text.splitlines()
     assert lines[1] == "FROM sha256:abc"
-    assert "uninstall -y -- idna" in text and "-r /tmp/yolosnap/delta.txt" in text
+    assert "uninstall -y -- idna" in text and "install --no-deps -- six==1.17.0" in text
+    # one RUN and no ARG step: each step is a container and a commit on a big image
+    assert [line.split()[0] for line in lines if line[:1].isupper()] == ["FROM", "RUN"]
+    assert "PIP_NO_INDEX=1 PIP_FIND_LINKS=http://127.0.0.1:47391/ python -m pip install" in text
+    for pin in ({"name": "six", "version": "1.0; touch /tmp/x"}, {"name": "--index-url=http://x", "version": "1"},
+                {"name": "six", "version": "1\nRUN id"}):
+        with pytest.raises(UnsafeValue):
+            dockerfile.render_delta(plan, "sha256:abc", [pin], [])
+    with pytest.raises(UnsafeValue):
+        dockerfile.render_delta(plan, "sha256:abc", [], ["idna; id"])
 
 
 def test_system_layer_cleans_apt_and_says_why_git_is_there():

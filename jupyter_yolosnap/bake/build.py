@@ -18,11 +18,12 @@ from typing import Any
 from .. import __version__
 from ..snapshot import manifest as manifest_io
 from .check import CheckResult, check_image
-from ..engine.build import build_image
+from ..engine.build import build_image, commit_layer
 from ..engine import images, labels as label_keys
 from ..engine.client import ENGINE_ERRORS, connect, explain
 from ..engine.probe import capture_in_image
 from ..events import Event, Listener, ignore
+from ..runtime.containers import owner_labels
 from ..exceptions import DriftFound, EngineError, RecipeError
 from . import local_sources, wheelhouse
 from ..recipe import compat, dockerfile, plan as planning
@@ -206,7 +207,7 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
             listener(Event("phase", f"delta on {previous[0].short_id}: {len(install)} to install, "
                                     f"{len(remove)} to remove"))
             text = dockerfile.render_delta(plan, previous[0].id, install, remove, labels)
-            files = {"requirements/delta.txt": dockerfile.requirement_lines(install)}
+            files = {}
             pins, local = install, []
         else:
             text, files = full_text, dockerfile.requirement_files(plan)
@@ -214,7 +215,10 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
             names = {p["name"] for p in plan.local}
             local = [item for item in prepared if item.pkg["name"] in names]
         assemble_context(context, text, files, local, strategy, ca_bundle)
-        if strategy == "wheelhouse":
+        if change is not None and strategy == "wheelhouse":
+            image_id = _delta_layer(client, plan, previous[0].id, *change, labels, facts, manifest["name"], tag,
+                                    context, listener, host_builds)
+        elif strategy == "wheelhouse":
             house = wheelhouse.collect(pins, [item.pkg for item in local], facts["python"]["version"],
                                        list(plan.index_urls), listener,
                                        host_builds=host_builds)
@@ -246,6 +250,25 @@ def build(name: str, project: str | os.PathLike | None = None, strategy: str = "
     _tag(image, repository, tag.split(":")[1], "latest")
     listener(Event("phase", f"verified: {tag}"))
     return BuildResult(tag, image_id, False, change is not None, time.perf_counter() - started, written, result)
+
+
+def _delta_layer(client: Any, plan: planning.BuildPlan, previous: str, install: list[dict], remove: list[str],
+                 labels: dict[str, str], facts: dict, name: str, tag: str, context: Path, listener: Listener,
+                 host_builds: bool) -> str:
+    """The wheelhouse strategy's delta: the changed pins' wheels collected, then one layer committed on the
+    previous verified image, uv mounted read-only from the wheel cache (``engine.build.commit_layer``)."""
+    house = wheelhouse.collect(install, [], facts["python"]["version"], list(plan.index_urls), listener,
+                               host_builds=host_builds)
+    mounts, uv = {}, None
+    if install:
+        mounts = {str(wheelhouse.uv_binary(house, context / "uv").parent): dockerfile.UV_MOUNT}
+        uv = f"{dockerfile.UV_MOUNT}/uv"
+    line = dockerfile.delta_line(plan, install, remove, uv)
+    title = "RUN " + " && ".join(command.strip(" \\&\n") for command in line.split(" \\\n"))
+    listener(Event("phase", f"building {tag}"))
+    with wheelhouse.serve(house) as url:
+        return commit_layer(client, previous, line.replace(dockerfile.WHEEL_SERVER, url), title, mounts,
+                            dockerfile.label_line(labels), owner_labels("build", name), listener)
 
 
 def _remove_image(client: Any, image_id: str) -> None:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -369,6 +370,27 @@ def _declared_requires(pyproject: Path) -> tuple[str, ...]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass
+
+
+def uv_binary(folder: Path, target: Path) -> Path:
+    """The ``uv`` executable of the wheelhouse's uv wheel, copied out to ``target``/uv (mode 0755), for a delta
+    layer to mount read-only: the installer is used inside the container and never enters the image. Only that
+    one member of the wheel is read, by its fixed name; ``RecipeError`` when the wheel is not there."""
+    wheels = sorted(folder.glob(f"uv-{UV_VERSION}-*.whl"))
+    member = f"uv-{UV_VERSION}.data/scripts/uv"
+    for wheel in wheels:
+        try:
+            with zipfile.ZipFile(wheel) as archive, archive.open(member) as source:
+                target.mkdir(parents=True, exist_ok=True)
+                binary = target / "uv"
+                with open(binary, "wb") as out:
+                    shutil.copyfileobj(source, out)
+                binary.chmod(0o755)
+                return binary
+        except (KeyError, OSError, zipfile.BadZipFile):  # another platform's wheel, or a broken download
+            continue
+    raise RecipeError(f"the wheel cache {folder} has no usable uv {UV_VERSION} wheel for the delta build; build "
+                      "again (the next collect fetches it) or pass --no-incremental")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import re
 import threading
 import time
@@ -361,3 +362,84 @@ def _failure(detail: str, step: str | None, tail: deque) -> str:
     last = "\n".join(f"    {line}" for line in list(tail)[-12:])
     return f"build step failed: {step or '?'}\n  {detail.strip()}\n  last log lines:\n{last}"
 
+
+
+def commit_layer(client: Any, image_id: str, line: str, title: str, mounts: dict[str, str], label: str | None,
+                 owner: dict[str, str], listener: Listener = ignore) -> str:
+    """One layer on ``image_id`` without a Dockerfile: a container (labelled ``owner``) runs the shell ``line``
+    (host network, the ``mounts`` read-only), then its changes are committed with the ``LABEL`` instruction
+    ``label``; return the new image's id.
+
+    What the delta rebuild uses: the classic builder spends a container and a commit on every instruction and
+    cannot mount anything, while here one container makes the one layer and the installer is mounted from the
+    host, so it never enters the image. The image keeps its own ``Cmd`` and ``Entrypoint``. The same promises as
+    :func:`build_image`: ``BuildFailed`` with the last lines when the line fails, ``BuildCancelled`` when the
+    :func:`stop_on` event is set (the container is killed), ``EngineError`` when the engine goes; the container
+    is removed in every case (noted for the next build when the engine is gone).
+    """
+    stop = stop_requested()
+    if stop is not None and stop.is_set():
+        raise BuildCancelled("the build was cancelled before it started")
+    _remove_abandoned(client)
+    progress = _Progress(listener)
+    progress.step = title
+    listener(Event("step", title, 1, 1))
+    container = None
+    try:
+        config = client.api.inspect_image(image_id)["Config"] or {}
+        container = client.containers.create(
+            image_id, ["/bin/sh", "-c", line], entrypoint=[], network_mode="host", labels=owner,
+            volumes={host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()})
+        progress.container = container.id
+        with _kill_when(stop, container):
+            container.start()
+            for chunk in container.logs(stream=True, follow=True):
+                for text in chunk.decode("utf-8", "replace").splitlines():
+                    progress._line(_ANSI.sub("", text).strip())
+            status = container.wait().get("StatusCode")
+        if stop is not None and stop.is_set():
+            raise BuildCancelled("the build was cancelled")
+        if status != 0:
+            raise BuildFailed(_failure(f"exit status {status}", title, progress.tail), step=title,
+                              log=list(progress.tail))
+        changes = [f"CMD {json.dumps(config.get('Cmd') or [])}",
+                   f"ENTRYPOINT {json.dumps(config.get('Entrypoint') or [])}"]
+        if label:
+            changes.append(label)
+        return client.api.commit(container.id, changes=changes, message=title)["Id"]
+    except STREAM_ERRORS as err:
+        if stop is not None and stop.is_set():
+            raise BuildCancelled("the build was cancelled") from None
+        if not _engine_answers(client):
+            _remember(progress)
+            container = None
+            raise _engine_lost(progress) from None
+        raise explain(err, "building the delta layer") from None
+    finally:
+        if container is not None:
+            with contextlib.suppress(*STREAM_ERRORS):
+                container.remove(force=True, v=True)
+
+
+@contextlib.contextmanager
+def _kill_when(stop: threading.Event | None, container: Any) -> Iterator[None]:
+    """While the block runs, a watcher kills ``container`` when ``stop`` is set (its log stream then ends)."""
+    if stop is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if stop.is_set():
+                with contextlib.suppress(*STREAM_ERRORS):
+                    container.kill()
+                return
+
+    watcher = threading.Thread(target=watch, name="yolosnap-layer-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=5)

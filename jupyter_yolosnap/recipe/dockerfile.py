@@ -47,8 +47,7 @@ def image_reference(reference: str) -> str:
     return reference
 
 
-def pip_settings(plan: BuildPlan) -> list[str]:
-    """``ARG`` lines that configure pip for the strategy (each ``ARG`` holds one name for the classic builder)."""
+def _pip_pairs(plan: BuildPlan) -> list[tuple[str, str]]:
     settings = list(COMMON_PIP_ARGS)
     if plan.strategy == "wheelhouse":
         settings += [("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", WHEEL_SERVER)]
@@ -58,7 +57,17 @@ def pip_settings(plan: BuildPlan) -> list[str]:
             settings.append(("PIP_ONLY_BINARY", ":all:"))
         if plan.index_urls:
             settings.append(("PIP_EXTRA_INDEX_URL", " ".join(plan.index_urls)))
-    return [f"ARG {key}={shlex.quote(value)}" for key, value in settings]
+    return settings
+
+
+def pip_settings(plan: BuildPlan) -> list[str]:
+    """``ARG`` lines that configure pip for the strategy (each ``ARG`` holds one name for the classic builder)."""
+    return [f"ARG {key}={shlex.quote(value)}" for key, value in _pip_pairs(plan)]
+
+
+def pip_environment(plan: BuildPlan) -> str:
+    """The same settings as one command's environment (``KEY=value ...``): a delta's one RUN needs no ARG steps."""
+    return " ".join(f"{key}={shlex.quote(value)}" for key, value in _pip_pairs(plan))
 
 
 def install_pins(plan: BuildPlan, requirements: str) -> str:
@@ -170,18 +179,43 @@ def render(plan: BuildPlan, name: str, digest: str, tool_version: str, notes: tu
     return "\n".join(lines) + "\n"
 
 
+#: Where a delta layer's container finds the uv binary (a read-only mount; ``/mnt`` is there, and empty, in
+#: Debian's images, so the mount adds not even a mount point to the layer).
+UV_MOUNT = "/mnt"
+
+
+def delta_line(plan: BuildPlan, install: list[dict], remove: list[str], uv: str | None = None) -> str:
+    """The shell line that turns the previous verified image into the new manifest's: uninstall, then install
+    the pins, every name and pin a checked, quoted word. With ``uv`` (the path of a uv binary mounted into the
+    container: the wheelhouse strategy's delta layer) uv installs from the build's wheel server; without, pip
+    with the strategy's settings as its environment."""
+    if uv:
+        uninstall = f"UV_NO_CACHE=1 {uv} pip uninstall --system -- "
+        pins = (f"UV_NO_CACHE=1 {uv} pip install --system --no-deps --compile-bytecode --no-index --find-links "
+                f"{WHEEL_SERVER} -- ")
+    else:
+        env = pip_environment(plan)
+        uninstall, pins = f"{env} {PIP} uninstall -y -- ", f"{env} {PIP} install --no-deps -- "
+    commands = []
+    if remove:
+        commands.append(uninstall + words(remove, "package-name", "a distribution to remove"))
+    if install:
+        commands.append(pins + " ".join(shlex.quote(requirement(p)) for p in install))
+    return " \\\n && ".join(commands)
+
+
 def render_delta(plan: BuildPlan, previous_image: str, install: list[dict], remove: list[str],
                  labels: dict[str, str] | None = None) -> str:
-    """A few pins on top of the previous verified image of the same snapshot."""
+    """A few pins on top of the previous verified image of the same snapshot, as a Dockerfile of one ``RUN``
+    (:func:`delta_line` with pip) and one ``LABEL``: what the pinned strategy's delta builds, where pip reaches
+    the index itself. (The wheelhouse strategy commits :func:`delta_line` with uv as one layer instead:
+    ``engine.build.commit_layer``.)"""
     lines = [f"# Delta on the previous verified image: {len(install)} pin(s) to install, {len(remove)} to remove.",
-             f"FROM {image_reference(previous_image)}", *pip_settings(plan)]
+             f"FROM {image_reference(previous_image)}"]
     if plan.strategy == "pinned":
         lines.append(f"COPY ca-bundle.crt {CA_PATH}")
-    if remove:
-        lines.append(f"RUN {PIP} uninstall -y -- " + words(remove, "package-name", "a distribution to remove"))
-    if install:
-        lines += ["COPY requirements/delta.txt /tmp/yolosnap/delta.txt",
-                  install_pins(plan, "/tmp/yolosnap/delta.txt")]
+    if install or remove:
+        lines.append("RUN " + delta_line(plan, install, remove))
     if labels:
         lines.append(label_line(labels))
     return "\n".join(lines) + "\n"
