@@ -6,7 +6,8 @@
 # the snapshot `uitest` (a small venv of this Python plus six) in a temporary project, serves that project
 # with JupyterLab (Galata's server config) and runs Playwright against it. Always stops the server and removes
 # what it made: the project, /tmp/galata-*, the containers its kernels started and the images it built. Exits with Playwright's
-# status. The screenshot docs/panel.png is rewritten by the tests.
+# status. The screenshot docs/panel.png is rewritten by the tests; the screenshots compared with committed references
+# are ui-tests/tests/*-snapshots/ (rewrite them with: scripts/ui-test.sh screenshots --update-snapshots).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -33,8 +34,8 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-say "building labextension/"
-(cd labextension && quiet jlpm install && quiet jlpm build)
+say "building labextension/ and running its unit tests (jest)"
+(cd labextension && quiet jlpm install && quiet jlpm build && quiet jlpm test)
 say "installing ui-tests/"
 (cd ui-tests && quiet jlpm install)
 

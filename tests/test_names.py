@@ -12,6 +12,7 @@ from jupyter_yolosnap.snapshot import names
 
 DOCKER_REPOSITORY = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 KERNELSPEC = re.compile(r"^[a-z0-9._-]+$")
+HOSTNAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")  # one RFC 1123 label
 valid_names = st.from_regex(names.NAME_PATTERN, fullmatch=True).filter(lambda n: ".." not in n)
 
 
@@ -22,6 +23,7 @@ def test_plain_names_are_kept_and_case_twins_are_told_apart():
     assert names.kernel_name("Foo") != names.kernel_name("foo")
     assert names.slug("Foo").startswith("foo__")
     assert names.slug("a._b") != names.slug("a-b")  # separators Docker would collapse
+    assert names.container_hostname("yolo-v5-base") == "snapshot-yolo-v5-base"
 
 
 @settings(max_examples=400, deadline=None)
@@ -29,6 +31,7 @@ def test_plain_names_are_kept_and_case_twins_are_told_apart():
 def test_every_valid_name_maps_to_a_valid_repository_and_kernelspec(name):
     assert DOCKER_REPOSITORY.fullmatch(names.image_repository(name)), name
     assert KERNELSPEC.fullmatch(names.kernel_name(name)) and len(names.kernel_name(name)) <= 128
+    assert HOSTNAME.fullmatch(names.container_hostname(name)), name
 
 
 @settings(max_examples=300, deadline=None)

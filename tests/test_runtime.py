@@ -113,6 +113,9 @@ def test_stdout_state_and_timings(shell, snapshot, workspace):
     assert str(workspace) in out.stdout and "err line" in out.stderr
     out = cell(shell, snapshot, "x += 1\nprint(x)")
     assert out.stdout.strip() == "42"
+    # the container says which snapshot it is, and its name resolves (host network: not the host's name)
+    out = cell(shell, snapshot, "import platform, socket\nprint(platform.node(), socket.gethostbyname(platform.node()))")
+    assert out.stdout.split() == [names.container_hostname(snapshot["name"]), "127.0.0.1"], out.stdout
 
     remote, local = [], []
     for _ in range(50):

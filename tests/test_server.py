@@ -90,7 +90,8 @@ def test_engine_unreachable_is_reported_not_fatal(call, site, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     listed = call("GET", "yolosnap", "snapshots", path="proj")
     assert "engine_error" in listed and "Docker engine" in listed["engine_error"]
-    assert _ours(listed["snapshots"], site["name"])["image"] == {"state": "not built", "tag": None}
+    assert _ours(listed["snapshots"], site["name"])["image"] == {"state": "not built", "tag": None, "id": None,
+                                                                 "size": None}
 
 
 def test_bad_input_and_unknowns(call, http_server_client, jp_base_url, jp_auth_header, jp_asyncio_loop, site):
@@ -290,7 +291,8 @@ def test_build_restore_run_in_container_and_delete(call, sleep, site, engine, ba
     tag = names.image_tag(service.load(name, project))
     assert polled["image"] == tag and any(e["kind"] == "phase" and "verified" in e["message"] for e in seen)
     row = _ours(call("GET", "yolosnap", "snapshots", path="proj")["snapshots"], name)
-    assert row["image"] == {"state": "verified", "tag": tag}
+    built = engine.images.get(tag)
+    assert row["image"] == {"state": "verified", "tag": tag, "id": built.id, "size": built.attrs["Size"]}
 
     restored = call("POST", "yolosnap", "snapshots", name, "restore", path="proj", timeout=600)
     assert restored["kernel_name"] == f"yolosnap-{name}" and restored["display_name"] == f"{name} (snapshot container)"

@@ -151,9 +151,11 @@ class ImageState:
 
     state: str
     tag: str | None
+    id: str | None = None    # the image that tag points to (verified or drifted)
+    size: int | None = None  # its size in bytes, base included
 
     def to_dict(self) -> dict:
-        return {"state": self.state, "tag": self.tag}
+        return {"state": self.state, "tag": self.tag, "id": self.id, "size": self.size}
 
 
 class ImageIndex:
@@ -164,9 +166,11 @@ class ImageIndex:
     the snapshot exists (the manifest changed since, or the tag holds another manifest). ``not built``: neither.
     """
 
-    def __init__(self, images: dict[str, dict] | None = None, error: str | None = None):
+    def __init__(self, images: dict[str, dict] | None = None, error: str | None = None,
+                 facts: dict[str, tuple[str, int]] | None = None):
         self.images = images or {}  # tag -> labels of the image it points to
         self.error = error
+        self.facts = facts or {}    # tag -> (image id, size)
 
     @property
     def tags(self) -> set[str]:
@@ -184,18 +188,21 @@ class ImageIndex:
         finally:
             if own and client is not None:
                 client.close()
-        return cls({tag: row.get("Labels") or {} for row in rows or [] for tag in (row.get("RepoTags") or [])
-                    if tag.startswith(f"{IMAGE_NAMESPACE}/")})
+        ours = [(tag, row) for row in rows or [] for tag in (row.get("RepoTags") or [])
+                if tag.startswith(f"{IMAGE_NAMESPACE}/")]
+        return cls({tag: row.get("Labels") or {} for tag, row in ours}, None,
+                   {tag: (str(row.get("Id", "")), int(row.get("Size") or 0)) for tag, row in ours})
 
     def state(self, manifest: dict, building: bool = False) -> ImageState:
         tag = image_tag(manifest)
         if building:
             return ImageState(BUILDING, tag)
         if tag in self.images and verified_for(self.images[tag], manifest["digest"]):
-            return ImageState(VERIFIED, tag)
+            return ImageState(VERIFIED, tag, *self.facts.get(tag, (None, None)))
         repository = tag.split(":")[0]
         older = sorted(t for t in self.images if t.startswith(repository + ":"))
         if older:
             latest = f"{repository}:latest"
-            return ImageState(DRIFTED, latest if latest in older else older[0])
+            shown = latest if latest in older else older[0]
+            return ImageState(DRIFTED, shown, *self.facts.get(shown, (None, None)))
         return ImageState(NOT_BUILT, None)

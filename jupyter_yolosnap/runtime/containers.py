@@ -18,6 +18,7 @@ from ..engine import labels
 from ..engine.client import ENGINE_ERRORS, explain
 from ..exceptions import EngineError
 from ..exceptions import RuntimeFailure
+from ..snapshot.names import container_hostname
 
 ROLE, SNAPSHOT, SCRATCH, KERNEL_ID = labels.ROLE, labels.SNAPSHOT, labels.SCRATCH, labels.KERNEL_ID
 OWNER_PID, OWNER_HOST, OWNER_START = labels.OWNER_PID, labels.OWNER_HOST, labels.OWNER_START
@@ -226,10 +227,15 @@ def create(client: Any, image: str, command: list[str], spec: ContainerSpec, ini
     volumes = {cwd: {"bind": cwd, "mode": "rw"}, **spec.volumes, **spec.extra_mounts}
     environment = {"HOME": "/tmp", "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
                    "PYTHONUNBUFFERED": "1", **spec.env}
+    # The snapshot's name as host name, and it resolves: on the host network and on none Docker does not write
+    # it into /etc/hosts, and code that looks itself up (gethostbyname(gethostname())) would fail.
+    hostname = container_hostname(spec.snapshot)
+    hosts = {hostname: "127.0.0.1"}
     container = None
     try:
         container = client.containers.create(
             image, command, entrypoint=[], working_dir=cwd, user=spec.user, environment=environment,
+            hostname=hostname, extra_hosts=hosts,
             volumes=volumes, network_mode=spec.network, shm_size="1g", device_requests=requests or None,
             labels={**owner_labels(spec.role, spec.snapshot), **({SCRATCH: spec.scratch} if spec.scratch else {}),
                     **({KERNEL_ID: spec.kernel_id} if spec.kernel_id else {})},

@@ -58,6 +58,14 @@ def slug(name: str) -> str:
     return f"{base}__{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+def container_hostname(name: str) -> str:
+    """``snapshot-<slug>``: the host name of snapshot ``name``'s containers, so ``platform.node()`` and a shell
+    prompt say where code runs (on the host network a container would otherwise show the host's name); a valid
+    DNS label (a-z, 0-9 and ``-``, at most 63 characters)."""
+    label = re.sub(r"[^a-z0-9-]+", "-", slug(name)).strip("-")
+    return f"snapshot-{label}"[:63].rstrip("-")
+
+
 def image_repository(name: str) -> str:
     """``yolosnap/<slug>``: where every image of snapshot ``name`` is tagged."""
     return f"{IMAGE_NAMESPACE}/{slug(name)}"

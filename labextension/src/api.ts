@@ -6,48 +6,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-export type ImageState = 'not built' | 'building' | 'verified' | 'drifted';
-
-export interface ISnapshotSummary {
-  name: string;
-  saved: string;
-  python: string | null;
-  torch: string | null;
-  cuda: string | null;
-  gpu: string | null;
-  digest: string;
-  image: { state: ImageState; tag: string | null };
-  kernel_name: string;
-}
-
-export interface ISnapshotList {
-  project: string;
-  snapshots: ISnapshotSummary[];
-  engine_error?: string;
-}
-
-export interface ISnapshotDetails extends ISnapshotSummary {
-  manifest: { [key: string]: any };
-}
-
-export interface IDiff {
-  identical: boolean;
-  diff: { [key: string]: any };
-  text: string;
-}
-
-export interface IBuildEvent {
-  kind: string;
-  message: string;
-}
-
-export interface IBuildStatus {
-  state: 'building' | 'done' | 'failed' | 'idle';
-  events: IBuildEvent[];
-  next: number;
-  error?: string | null;
-  image?: { state: ImageState; tag: string | null } | null;
-}
+export * from './types';
 
 export interface IRestored {
   kernel_name: string;
@@ -96,15 +55,7 @@ export async function requestAPI<T = unknown>(
   init: RequestInit = {}
 ): Promise<T> {
   const settings = ServerConnection.makeSettings();
-  const params: { [key: string]: string } = {};
-  for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined) {
-      params[key] = String(value);
-    }
-  }
-  const url =
-    URLExt.join(settings.baseUrl, 'yolosnap', endPoint) +
-    URLExt.objectToQueryString(params);
+  const url = apiUrl(endPoint, query, settings);
 
   let response: Response;
   try {
@@ -129,6 +80,30 @@ export async function requestAPI<T = unknown>(
     throw new APIError(message, response.status);
   }
   return data as T;
+}
+
+/** The URL of `<base_url>/yolosnap/<endPoint>?<query>`; `query` values that are undefined are left out. */
+export function apiUrl(
+  endPoint: string,
+  query: { [key: string]: string | number | undefined } = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): string {
+  const params: { [key: string]: string } = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) {
+      params[key] = String(value);
+    }
+  }
+  return URLExt.join(settings.baseUrl, 'yolosnap', endPoint) + URLExt.objectToQueryString(params);
+}
+
+/**
+ * The URL for an EventSource on `endPoint`: EventSource cannot send headers, so the server's token (when there
+ * is one) goes in the query; without one the session cookie authenticates.
+ */
+export function streamUrl(endPoint: string, query: { [key: string]: string | number | undefined } = {}): string {
+  const settings = ServerConnection.makeSettings();
+  return apiUrl(endPoint, { ...query, token: settings.token || undefined }, settings);
 }
 
 /** The snapshot's path segment, escaped. */

@@ -6,7 +6,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { ICommandPalette, InputDialog, MainAreaWidget, showErrorMessage } from '@jupyterlab/apputils';
 import { CodeCell } from '@jupyterlab/cells';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { OutputArea } from '@jupyterlab/outputarea';
@@ -33,11 +33,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
     state: IStateDB | null,
     palette: ICommandPalette | null
   ) => {
+    let diffs = 0;
     const panel = new SnapshotPanel({
       tracker,
       kernelspecs: app.serviceManager.kernelspecs,
       state,
-      restored: app.restored
+      restored: app.restored,
+      openInMain: content => {
+        const widget = new MainAreaWidget({ content });
+        widget.id = `yolosnap-diff-${++diffs}`;
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+      }
     });
     app.shell.add(panel, 'left', { rank: 600 });
     if (restorer) {

@@ -35,7 +35,7 @@ async function share(page: IJupyterLabPageFixture, action: string): Promise<void
   await openPanel(page);
   await page.click(ITEM);
   await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText(SNAPSHOT);
-  const button = page.locator(`${PANEL} .jp-yolosnap-share button[data-action="${action}"]`);
+  const button = page.locator(`${PANEL} .jp-yolosnap-share [data-action="${action}"]`);
   await expect(button).toBeVisible();
   await button.click();
 }
@@ -140,16 +140,16 @@ test.describe('Sharing a verified snapshot', () => {
     const leftover = path.join(process.env.YOLOSNAP_UI_ROOT!, '.yolosnap', 'unbuilt');
     try {
       await openPanel(page);
-      await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
+      await page.click(`${PANEL} [data-action="save-current-kernel-as"]`);
       await page.locator('.jp-Dialog input').fill('unbuilt');
       await page.locator('.jp-Dialog .jp-mod-accept').click();
       const item = page.locator(`${PANEL} li.jp-yolosnap-item[data-name="unbuilt"]`);
       await expect(item.locator('.jp-yolosnap-state')).toHaveText('not built', { timeout: 60_000 });
       await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText('unbuilt');
-      await expect(page.locator(`${PANEL} .jp-yolosnap-share`)).toHaveCount(0);
-      await expect(page.locator(`${PANEL} button[data-action="build"]`)).toBeVisible();
+      await expect(page.locator(`${PANEL} .jp-yolosnap-share:visible`)).toHaveCount(0);
+      await expect(page.locator(`${PANEL} [data-action="build"]`)).toBeVisible();
 
-      await page.click(`${PANEL} button[data-action="delete"]`);
+      await page.click(`${PANEL} [data-action="delete"]`);
       await page.locator('.jp-Dialog .jp-mod-accept').click();
       await expect(item).toHaveCount(0);
     } finally {

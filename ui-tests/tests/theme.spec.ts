@@ -1,82 +1,33 @@
 /**
  * The panel in JupyterLab's light and dark themes: every text of a snapshot row (name, state badge, facts), the
- * same row selected, and the panel's buttons reach WCAG AA contrast (4.5:1), measured from the computed colours
- * in the browser (backgrounds composited up the tree, as the eye sees them).
+ * same row selected, the toolbar buttons (labels 4.5:1, icons 3:1), the search box, the diff's rows and the build
+ * progress line reach WCAG AA contrast, measured from the computed colours in the browser.
  */
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-const SNAPSHOT = 'uitest';
-const PANEL = '#yolosnap-panel';
-const TAB = 'li.lm-TabBar-tab[data-id="yolosnap-panel"]';
-const ITEM = `${PANEL} li.jp-yolosnap-item[data-name="${SNAPSHOT}"]`;
-const AA = 4.5;
+import { AA_UI, buildStatus, expectReadable, ITEM, openPanel, PANEL, SNAPSHOT, sse } from './helpers';
+
 const ROW_TEXTS = ['.jp-yolosnap-name', '.jp-yolosnap-state', '.jp-yolosnap-meta'].map(part => `${ITEM} ${part}`);
-const BUTTONS = [
-  `${PANEL} button[data-action="save-current-kernel-as"]`,
-  `${PANEL} button[data-action="build"]`,
-  `${PANEL} .jp-yolosnap-share button[data-action="export"]`
-];
-
-/** The contrast ratio of each selector's text against its effective background (-1: not found). */
-async function contrasts(page: IJupyterLabPageFixture, selectors: string[]): Promise<Record<string, number>> {
-  return page.evaluate(wanted => {
-    type RGBA = [number, number, number, number];
-    const parse = (text: string): RGBA => {
-      const match = text.match(/rgba?\(([^)]+)\)/);
-      if (!match) {
-        return [0, 0, 0, 0];
-      }
-      const parts = match[1].split(/[ ,/]+/).filter(Boolean).map(Number);
-      return [parts[0], parts[1], parts[2], parts.length > 3 ? parts[3] : 1];
-    };
-    const over = (top: RGBA, bottom: RGBA): RGBA => {
-      const a = top[3];
-      return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a)).concat(1) as RGBA;
-    };
-    const background = (element: Element): RGBA => {
-      const chain: Element[] = [];
-      for (let node: Element | null = element; node; node = node.parentElement) {
-        chain.push(node);
-      }
-      let color: RGBA = [255, 255, 255, 1];
-      for (const node of chain.reverse()) {
-        const fill = parse(getComputedStyle(node).backgroundColor);
-        if (fill[3] > 0) {
-          color = over(fill, color);
-        }
-      }
-      return color;
-    };
-    const luminance = (c: RGBA): number => {
-      const channel = (v: number) => {
-        const s = v / 255;
-        return s <= 0.03928 ? s / 12.92 : Math.pow((s + 0.055) / 1.055, 2.4);
-      };
-      return 0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2]);
-    };
-    const found: Record<string, number> = {};
-    for (const selector of wanted) {
-      const element = document.querySelector(selector);
-      if (!element) {
-        found[selector] = -1;
-        continue;
-      }
-      const back = background(element);
-      const fore = over(parse(getComputedStyle(element).color), back);
-      const [light, dark] = [luminance(fore), luminance(back)].sort((x, y) => y - x);
-      found[selector] = Math.round(((light + 0.05) / (dark + 0.05)) * 100) / 100;
-    }
-    return found;
-  }, selectors);
-}
-
-async function expectReadable(page: IJupyterLabPageFixture, selectors: string[], what: string): Promise<void> {
-  const found = await contrasts(page, selectors);
-  for (const [selector, ratio] of Object.entries(found)) {
-    expect(ratio, `${what}: ${selector} is missing`).toBeGreaterThan(0);
-    expect(ratio, `${what}: contrast of ${selector} is ${ratio}:1`).toBeGreaterThanOrEqual(AA);
-  }
-}
+const LABELS = ['save-current-kernel-as', 'build', 'restore', 'export', 'push'].map(
+  action => `${PANEL} [data-action="${action}"] .jp-ToolbarButtonComponent-label`
+);
+const ICONS = ['refresh', 'save-current-kernel-as', 'build', 'build-options', 'delete', 'kubernetes-job'].map(
+  action => `${PANEL} [data-action="${action}"] svg .jp-icon3`
+);
+const DIFF_TEXTS = [
+  '.jp-yolosnap-diff-summary',
+  '.jp-yolosnap-diff-section-title',
+  '.jp-yolosnap-count',
+  '.jp-yolosnap-change-item',
+  '.jp-yolosnap-change-values',
+  '[data-action="diff-show-all"]',
+  '[data-action="diff-open-main"]',
+  '.jp-yolosnap-compare'
+].map(part => `${PANEL} ${part}`);
+const OTHER_TEXTS = ['.jp-yolosnap-search', '.jp-yolosnap-folder', '.jp-yolosnap-facts dt', '.jp-yolosnap-facts dd'].map(
+  part => `${PANEL} ${part}`
+);
+const BUILD_TEXTS = ['.jp-yolosnap-build-line', '.jp-yolosnap-buildlog'].map(part => `${PANEL} ${part}`);
 
 for (const theme of ['light', 'dark'] as const) {
   test(`row, badge and buttons reach AA contrast in the ${theme} theme`, async ({ page }) => {
@@ -84,9 +35,8 @@ for (const theme of ['light', 'dark'] as const) {
       if (theme === 'dark') {
         await page.theme.setDarkTheme();
       }
-      if (!(await page.locator(PANEL).isVisible())) {
-        await page.click(TAB);
-      }
+      await page.notebook.createNew(`theme-${theme}.ipynb`); // a kernel to compare with: the diff has rows
+      await openPanel(page);
       const item = page.locator(ITEM);
       await expect(item.locator('.jp-yolosnap-state')).toHaveText('verified');
       // The plain row: measured with the selection class taken off (a restored selection may have set it).
@@ -101,7 +51,29 @@ for (const theme of ['light', 'dark'] as const) {
       await expect(item).toHaveClass(/jp-mod-selected/);
       await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText(SNAPSHOT);
       await expectReadable(page, ROW_TEXTS, `${theme}, selected`);
-      await expectReadable(page, BUTTONS, `${theme}, buttons`);
+      await expect(page.locator(`${PANEL} [data-action="export"] .jp-ToolbarButtonComponent-label`)).toBeVisible();
+      await expectReadable(page, LABELS, `${theme}, button labels`);
+      await expectReadable(page, ICONS, `${theme}, button icons`, 'fill', AA_UI);
+      await expect(page.locator(`${PANEL} .jp-yolosnap-facts dd[data-fact="python"]`)).toBeVisible();
+      await expectReadable(page, OTHER_TEXTS, `${theme}, search box and facts`);
+
+      await expect(page.locator(`${PANEL} .jp-yolosnap-change`).first()).toBeVisible({ timeout: 60_000 });
+      await expectReadable(page, DIFF_TEXTS, `${theme}, diff`);
+
+      // A build in progress (its stream answered as a long build's): the progress line and the log.
+      const events = [{ kind: 'phase', message: 'building yolosnap/uitest' },
+                      { kind: 'step', message: 'RUN pip install', step: 3, total: 8 }];
+      await page.route(/\/build\/events\?/, route =>
+        route.fulfill({ contentType: 'text/event-stream', body: sse(buildStatus('building', events)) })
+      );
+      await page.route(/\/yolosnap\/snapshots\/uitest\/build\?.*since=2/, route =>
+        route.fulfill({ contentType: 'application/json', body: JSON.stringify(buildStatus('building', [], { next: 2 })) })
+      );
+      await page.click(`${PANEL} [data-action="build"]`);
+      await expect(page.locator(`${PANEL} .jp-yolosnap-build-line`)).toContainText('step 3/8');
+      await expectReadable(page, BUILD_TEXTS, `${theme}, build progress`);
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+      await expect(page.locator(`${PANEL} .jp-yolosnap-build`)).toHaveAttribute('data-state', 'done', { timeout: 60_000 });
     } finally {
       if (theme === 'dark') {
         await page.theme.setLightTheme(); // the theme is a user setting: the next tests expect the default

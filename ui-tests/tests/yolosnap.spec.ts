@@ -5,6 +5,8 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import * as path from 'path';
 
+import { buildStatus, sse } from './helpers';
+
 const SNAPSHOT = 'uitest';
 const PANEL = '#yolosnap-panel';
 const TAB = 'li.lm-TabBar-tab[data-id="yolosnap-panel"]';
@@ -38,7 +40,7 @@ async function saveNewKernelAs(page: IJupyterLabPageFixture, notebook: string, n
   await page.notebook.createNew(notebook);
   await expect.poll(() => kernelName(page), { timeout: 30_000 }).toBe('python3');
   await openPanel(page);
-  await page.click(`${PANEL} button[data-action="save-current-kernel-as"]`);
+  await page.click(`${PANEL} [data-action="save-current-kernel-as"]`);
   await page.locator('.jp-Dialog input').fill(name);
   await page.locator('.jp-Dialog .jp-mod-accept').click();
 }
@@ -57,7 +59,7 @@ test.describe('Environment snapshots sidebar', () => {
       r =>
         r.method() === 'PUT' &&
         r.url().includes('/api/workspaces/') &&
-        (r.postData() ?? '').includes(`"jupyter-yolosnap:panel":{"selected":"${SNAPSHOT}"}`)
+        (r.postData() ?? '').includes(`"jupyter-yolosnap:panel":{"selected":"${SNAPSHOT}"`)
     );
     await item.click();
     await expect(page.locator(`${PANEL} .jp-yolosnap-details-title`)).toHaveText(SNAPSHOT);
@@ -83,47 +85,93 @@ test.describe('Environment snapshots sidebar', () => {
   test('Build follows the build to its end', async ({ page }) => {
     await openPanel(page);
     await page.click(ITEM);
-    await page.click(`${PANEL} button[data-action="build"]`);
-    const log = page.locator(`${PANEL} .jp-yolosnap-buildlog`);
-    await expect(log).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
-    await expect(log).toContainText('build done');
+    const stream = page.waitForRequest(/\/yolosnap\/snapshots\/uitest\/build\/events\?/);
+    await page.click(`${PANEL} [data-action="build"]`);
+    await stream; // followed through the server-sent events stream, not a poll
+    const build = page.locator(`${PANEL} .jp-yolosnap-build`);
+    await expect(build).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
+    await expect(build.locator('.jp-yolosnap-build-line')).toContainText('build done');
+    await expect(build).toHaveAttribute('data-transport', 'stream'); // the stream itself carried it to the end
+    await expect(build.locator('.jp-yolosnap-progress')).toHaveAttribute('aria-valuenow', '100');
     await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('verified');
     await expect(page.locator(`${PANEL} .jp-yolosnap-error`)).toBeHidden();
+    await expect(page.locator(`${PANEL} [data-action="cancel"]`)).toBeHidden();
   });
 
   test('a running build shows its phase and time, marks the image building and follows the log tail', async ({
     page
   }) => {
-    // The real build of uitest ends at once (it is built); its first poll is answered as a long build's would
-    // be, in the server's own shape, so the panel's building state can be seen.
-    let faked = false;
-    await page.route(/\/yolosnap\/snapshots\/uitest\/build\?.*since=0/, async route => {
-      if (route.request().method() !== 'GET' || faked) {
-        return route.continue();
-      }
-      faked = true;
-      const events = Array.from({ length: 8 }, (_, i) => ({ kind: 'log', message: `step ${i + 1}/8` }));
-      await route.fulfill({
-        contentType: 'application/json',
-        body: JSON.stringify({ state: 'building', events: [{ kind: 'phase', message: 'installing pins' }, ...events],
-                               next: 0, error: null, image: null })
-      });
-    });
+    // The real build of uitest ends at once (it is built); its event stream is answered as a long build's
+    // would be, in the server's own shape, then its polls (the stream ended: the panel falls back to polling)
+    // say 'building' until the test lets them through to the server.
+    let release = false;
+    const events = [{ kind: 'phase', message: 'installing pins' },
+                    ...Array.from({ length: 8 }, (_, i) => ({ kind: 'log', message: `step ${i + 1}/8` }))];
+    await page.route(/\/yolosnap\/snapshots\/uitest\/build\/events\?/, route =>
+      route.fulfill({ contentType: 'text/event-stream', body: sse(buildStatus('building', events)) })
+    );
+    await page.route(/\/yolosnap\/snapshots\/uitest\/build\?.*since=9/, route =>
+      release || route.request().method() !== 'GET'
+        ? route.continue()
+        : route.fulfill({ contentType: 'application/json', body: JSON.stringify(buildStatus('building', [], { next: 9 })) })
+    );
     await page.addStyleTag({ content: '.jp-yolosnap-buildlog { max-height: 48px !important; }' });
     await openPanel(page);
     await page.click(ITEM);
-    await page.click(`${PANEL} button[data-action="build"]`);
-    const log = page.locator(`${PANEL} .jp-yolosnap-buildlog`);
-    await expect(log).toHaveAttribute('data-state', 'building');
-    await expect(log).toContainText(/^build building · installing pins · \d+ s/);
+    await page.click(`${PANEL} [data-action="build"]`);
+    const build = page.locator(`${PANEL} .jp-yolosnap-build`);
+    const log = build.locator('.jp-yolosnap-buildlog');
+    await expect(build).toHaveAttribute('data-state', 'building');
+    await expect(build.locator('.jp-yolosnap-build-line')).toHaveText(/^building · installing pins · \d+ s$/);
+    await expect(build).toHaveAttribute('data-transport', 'poll'); // the stream ended before the build: polling
     await expect(page.locator(`${PANEL} dd[data-fact="image"]`)).toHaveText('building');
     await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('building');
+    await expect(page.locator(`${PANEL} [data-action="cancel"]`)).toBeVisible();
     const atBottom = () => log.evaluate(n => n.scrollHeight > n.clientHeight && n.scrollTop + n.clientHeight >= n.scrollHeight - 2);
     expect(await atBottom()).toBe(true); // overflowing, and scrolled to its last line
-    await expect(log).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
-    await expect(log).toContainText(/^build done/);
+    release = true;
+    await expect(build).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
+    await expect(build.locator('.jp-yolosnap-build-line')).toHaveText(/^build done/);
     await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('verified');
     await expect(page.locator(`${PANEL} dd[data-fact="image"]`)).toContainText('verified');
+  });
+
+  test('a long build watched live: the progress bar moves, the log opens whole, then verified', async ({ page }) => {
+    // Step 2 of 8 from the stream, then step 6 of 8 from the next poll, then the server's own answer (done).
+    let release = false;
+    const lines = Array.from({ length: 30 }, (_, i) => ({ kind: 'log', message: `line ${i + 1}` }));
+    const first = [{ kind: 'phase', message: 'building yolosnap/uitest' }, { kind: 'step', message: 'FROM base', step: 2, total: 8 },
+                   ...lines];
+    await page.route(/\/yolosnap\/snapshots\/uitest\/build\/events\?/, route =>
+      route.fulfill({ contentType: 'text/event-stream', body: sse(buildStatus('building', first)) })
+    );
+    await page.route(/\/yolosnap\/snapshots\/uitest\/build\?.*since=32/, route =>
+      release || route.request().method() !== 'GET'
+        ? route.continue()
+        : route.fulfill({
+            contentType: 'application/json',
+            body: JSON.stringify(buildStatus('building', [{ kind: 'step', message: 'RUN pip install', step: 6, total: 8 }],
+                                             { next: 32 }))
+          })
+    );
+    await openPanel(page);
+    await page.click(ITEM);
+    await page.click(`${PANEL} [data-action="build"]`);
+    const build = page.locator(`${PANEL} .jp-yolosnap-build`);
+    const bar = build.locator('.jp-yolosnap-progress');
+    await expect(bar).toHaveAttribute('aria-valuenow', '25');
+    await expect(bar).toHaveAttribute('aria-valuenow', '75');
+    await expect(build.locator('.jp-yolosnap-build-line')).toContainText('step 6/8');
+    // The log shows its tail; the toggle opens it whole.
+    const log = build.locator('.jp-yolosnap-buildlog');
+    await expect(log).not.toContainText('line 1\n');
+    await build.locator('[data-action="build-log-toggle"]').click();
+    await expect(log).toContainText('line 1\n');
+    await expect(log).toContainText('RUN pip install');
+    release = true;
+    await expect(build).toHaveAttribute('data-state', 'done', { timeout: CONTAINER_TIMEOUT });
+    await expect(bar).toHaveAttribute('aria-valuenow', '100');
+    await expect(page.locator(ITEM).locator('.jp-yolosnap-state')).toHaveText('verified');
   });
 
   test('Save current kernel as... then Delete', async ({ page }) => {
@@ -137,7 +185,7 @@ test.describe('Environment snapshots sidebar', () => {
       timeout: 60_000
     });
 
-    await page.click(`${PANEL} button[data-action="delete"]`);
+    await page.click(`${PANEL} [data-action="delete"]`);
     await page.locator('.jp-Dialog .jp-mod-accept').click();
     await expect(item).toHaveCount(0);
     await expect(page.locator(ITEM)).toBeVisible();
@@ -171,7 +219,7 @@ test.describe('Environment snapshots sidebar', () => {
     await openPanel(page);
     await page.click(ITEM);
     await expect(page.locator(ITEM).locator('.jp-yolosnap-here')).toHaveCount(0); // the notebook runs python3
-    await page.click(`${PANEL} button[data-action="restore"]`);
+    await page.click(`${PANEL} [data-action="restore"]`);
     await expect
       .poll(() => kernelName(page), { timeout: CONTAINER_TIMEOUT })
       .toBe(`yolosnap-${SNAPSHOT}`);
