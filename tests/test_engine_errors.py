@@ -45,3 +45,12 @@ def test_disk_full_is_named():
                                                                    "device")
     assert "ran out of disk space while building the image; free space (docker system prune)" in str(
         explain(error, "building the image"))
+
+
+def test_a_registry_the_engine_cannot_reach_is_not_called_an_unreachable_engine(engine):
+    """A real pull from a port where nothing listens: dockerd answers, with the registry's connection refused."""
+    with pytest.raises(docker.errors.APIError) as refused:
+        engine.images.pull("127.0.0.1:1/nothing/here", tag="1")
+    message = str(explain(refused.value, "pulling it"))
+    assert "cannot reach the Docker engine" not in message and "127.0.0.1:1" in message, message
+    assert "\n" not in message

@@ -236,8 +236,11 @@ def test_the_list_view_checks_the_label_and_says_when_the_engine_is_gone():
     assert server_images.ImageIndex is images.ImageIndex  # the server's names are the seam's
     add_verified(engine, current)
     index = images.ImageIndex.read(engine)
-    assert index.state(current).to_dict() == {"state": images.VERIFIED, "tag": image_tag(current)}
-    assert index.state(other).to_dict() == {"state": images.DRIFTED, "tag": image_tag(current)}  # older one
+    built = engine.images.get(image_tag(current)).id
+    assert index.state(current).to_dict() == {"state": images.VERIFIED, "tag": image_tag(current), "id": built,
+                                              "size": 0}
+    assert index.state(other).to_dict() == {"state": images.DRIFTED, "tag": image_tag(current), "id": built,
+                                            "size": 0}  # the older one
     assert index.state(manifest(name="never-built")).state == images.NOT_BUILT
     engine.image_records.clear()
     engine.add_image(verified_labels(other), image_tag(current), f"{image_repository(current['name'])}:latest")

@@ -40,8 +40,9 @@ def explain(err: BaseException, doing: str) -> EngineError:
     if timed_out(err):
         return EngineError(f"the Docker engine did not answer in time while {doing}; it may be overloaded or "
                            "hung: check it (docker info) and try again")
-    if isinstance(err, (requests.exceptions.ConnectionError, ConnectionError)) or any(s in lowered
-                                                                                      for s in _UNREACHABLE):
+    answered = isinstance(err, docker.errors.APIError)  # the engine itself replied: what it could not reach
+    if isinstance(err, (requests.exceptions.ConnectionError, ConnectionError)) or (  # is a registry, not itself
+            not answered and any(s in lowered for s in _UNREACHABLE)):
         return unreachable(doing)
     explanation = str(getattr(err, "explanation", None) or text).strip().splitlines() or [type(err).__name__]
     if isinstance(err, docker.errors.APIError) and err.is_server_error():
