@@ -14,7 +14,7 @@ import pytest
 from jupyter_yolosnap.engine import labels
 from jupyter_yolosnap.engine.build import commit_layer, stop_on
 from jupyter_yolosnap.events import Event
-from jupyter_yolosnap.exceptions import BuildCancelled, BuildFailed
+from jupyter_yolosnap.exceptions import BuildCancelled, BuildFailed, EngineError
 from jupyter_yolosnap.recipe.dockerfile import UV_MOUNT, label_line
 
 from .engine_support import TEST_LABEL
@@ -27,7 +27,7 @@ def run_id(engine):
     """A label value of this test's own: every container and image it makes carries it, and all go at the end."""
     value = uuid.uuid4().hex
     yield value
-    for container in engine.containers.list(all=True, filters={"label": f"{TEST_LABEL}={value}"}):
+    for container in engine.containers.list(all=True, filters={"label": f"{TEST_LABEL}={value}"}, ignore_removed=True):
         container.remove(force=True)
     for image in engine.images.list(filters={"label": f"{TEST_LABEL}={value}"}):
         engine.images.remove(image.id, force=True)
@@ -39,7 +39,7 @@ def _owner(run_id: str) -> dict[str, str]:
 
 def _left(engine, run_id: str) -> list[str]:
     label = {"label": f"{TEST_LABEL}={run_id}"}
-    return ([f"container {c.short_id}" for c in engine.containers.list(all=True, filters=label)]
+    return ([f"container {c.short_id}" for c in engine.containers.list(all=True, filters=label, ignore_removed=True)]
             + [f"image {i.short_id}" for i in engine.images.list(filters=label)])
 
 
@@ -63,17 +63,17 @@ def test_one_layer_with_labels_and_the_image_config_kept(engine, base_image, run
     assert out.decode().split("\n")[:2] == ["installed six==1.17.0", "0"]  # the mounted tool is not in the image
     assert events[0] == Event("step", "RUN installer six==1.17.0", 1, 1)
     assert Event("log", "done installing") in events
-    assert not [c for c in engine.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_id}"})]
+    assert not [c for c in engine.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_id}"}, ignore_removed=True)]
 
 
 def test_a_failing_line_leaves_nothing_and_says_what_failed(engine, base_image, run_id):
-    images_before = {i.id for i in engine.images.list(all=True)}
+    images_before = set(engine.api.images(all=True, quiet=True))  # ids in one call: no inspect to race
     with pytest.raises(BuildFailed) as failed:
         commit_layer(engine, base_image.id, "echo no wheel for six==9 >&2; exit 3", "RUN install six==9", {},
                      label_line({TEST_LABEL: run_id}), _owner(run_id))
     assert "exit status 3" in str(failed.value) and "RUN install six==9" in str(failed.value)
     assert failed.value.log == ["no wheel for six==9"]
-    assert _left(engine, run_id) == [] and {i.id for i in engine.images.list(all=True)} <= images_before
+    assert _left(engine, run_id) == [] and set(engine.api.images(all=True, quiet=True)) <= images_before
 
 
 def test_a_cancel_kills_the_container_within_seconds(engine, base_image, run_id):
@@ -89,4 +89,27 @@ def test_a_cancel_kills_the_container_within_seconds(engine, base_image, run_id)
     stop.set()
     with stop_on(stop), pytest.raises(BuildCancelled):  # cancelled before it started: nothing is created
         commit_layer(engine, base_image.id, "true", "RUN true", {}, None, _owner(run_id))
+    assert _left(engine, run_id) == []
+
+
+def test_a_container_removed_under_the_layer_is_one_line_and_nothing_is_left(engine, base_image, run_id):
+    """Someone's cleanup (``docker rm -f``) takes the layer's container mid-run: the engine's typed error, one line."""
+    def remove_it() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = engine.containers.list(filters={"label": f"{TEST_LABEL}={run_id}"}, ignore_removed=True)
+            if found:
+                found[0].remove(force=True)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=remove_it, daemon=True).start()
+    with pytest.raises(EngineError) as failed:
+        commit_layer(engine, base_image.id, "sleep 60", "RUN sleep", {}, label_line({TEST_LABEL: run_id}),
+                     _owner(run_id))
+    assert "\n" not in str(failed.value) and "was killed or removed while it ran" in str(failed.value), failed.value
+    assert not isinstance(failed.value, (BuildCancelled, BuildFailed))
+    deadline = time.monotonic() + 10  # the other side's removal may still be under way
+    while _left(engine, run_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _left(engine, run_id) == []

@@ -400,8 +400,7 @@ def commit_layer(client: Any, image_id: str, line: str, title: str, mounts: dict
         if stop is not None and stop.is_set():
             raise BuildCancelled("the build was cancelled")
         if status != 0:
-            raise BuildFailed(_failure(f"exit status {status}", title, progress.tail), step=title,
-                              log=list(progress.tail))
+            raise _layer_failed(container, status, title, progress)
         changes = [f"CMD {json.dumps(config.get('Cmd') or [])}",
                    f"ENTRYPOINT {json.dumps(config.get('Entrypoint') or [])}"]
         if label:
@@ -410,6 +409,8 @@ def commit_layer(client: Any, image_id: str, line: str, title: str, mounts: dict
     except STREAM_ERRORS as err:
         if stop is not None and stop.is_set():
             raise BuildCancelled("the build was cancelled") from None
+        if isinstance(err, docker.errors.NotFound) and progress.container:
+            raise _removed(title) from None
         if not _engine_answers(client):
             _remember(progress)
             container = None
@@ -419,6 +420,26 @@ def commit_layer(client: Any, image_id: str, line: str, title: str, mounts: dict
         if container is not None:
             with contextlib.suppress(*STREAM_ERRORS):
                 container.remove(force=True, v=True)
+
+
+def _layer_failed(container: Any, status: Any, title: str, progress: _Progress) -> EngineError:
+    """Why a layer's command ended badly: its own failure (the last lines), memory, or a container taken away."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return _removed(title)
+    state = container.attrs.get("State") or {}
+    if state.get("OOMKilled"):
+        return BuildFailed(f"'{title[:80]}' ran out of memory (the engine killed it); give the Docker engine more "
+                           "memory, or build fewer pins at once", step=title, log=list(progress.tail))
+    if status == 137 or state.get("Status") in ("removing", "dead"):  # SIGKILL, and not by this build
+        return _removed(title)
+    return BuildFailed(_failure(f"exit status {status}", title, progress.tail), step=title, log=list(progress.tail))
+
+
+def _removed(title: str) -> EngineError:
+    return EngineError(f"the container running '{title[:80]}' was killed or removed while it ran (a docker kill or "
+                       "rm by someone else?); build again: the previous image is kept")
 
 
 @contextlib.contextmanager
