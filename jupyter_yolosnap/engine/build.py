@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import docker
 import requests
@@ -131,7 +131,8 @@ def build_image(client: Any, context: str, network_mode: str = "none",
             raise explain(err, "building the image") from None
     response = responses[0] if responses else None
     try:
-        with _interrupt_when(stop, response):
+        with _on_stop(stop if response is not None else None, lambda: _shutdown_read(response),
+                      "yolosnap-build-stop"):
             return client.images.get(_consume(stream, progress, stop)).id  # the full sha256 id
     except (BuildFailed, BuildCancelled, *STREAM_ERRORS) as err:
         alive = _abandon(client, stream, response, progress)
@@ -189,13 +190,14 @@ def _build_responses(api: Any) -> Iterator[list]:
 
 
 @contextlib.contextmanager
-def _interrupt_when(stop: threading.Event | None, response: Any) -> Iterator[None]:
-    """While the block reads the stream, a watcher shuts the socket's read side when ``stop`` is set.
+def _on_stop(stop: threading.Event | None, action: Callable[[], None], name: str) -> Iterator[None]:
+    """While the block runs, a watcher thread calls ``action`` once when ``stop`` is set (from another thread).
 
-    That wakes a read blocked in a silent step (closing a socket from another thread would not); the reader then
-    sees the stop and closes the connection, which cancels the build in dockerd.
+    The build stream's ``action`` shuts the socket's read side: that wakes a read blocked in a silent step
+    (closing a socket from another thread would not); the reader then sees the stop and closes the connection,
+    which cancels the build in dockerd. A delta layer's ``action`` kills its container: its log stream ends.
     """
-    if stop is None or response is None:
+    if stop is None:
         yield
         return
     done = threading.Event()
@@ -203,10 +205,10 @@ def _interrupt_when(stop: threading.Event | None, response: Any) -> Iterator[Non
     def watch() -> None:
         while not done.wait(STOP_POLL_S):
             if stop.is_set():
-                _shutdown_read(response)
+                action()
                 return
 
-    watcher = threading.Thread(target=watch, name="yolosnap-build-stop", daemon=True)
+    watcher = threading.Thread(target=watch, name=name, daemon=True)
     watcher.start()
     try:
         yield
@@ -363,7 +365,6 @@ def _failure(detail: str, step: str | None, tail: deque) -> str:
     return f"build step failed: {step or '?'}\n  {detail.strip()}\n  last log lines:\n{last}"
 
 
-
 def commit_layer(client: Any, image_id: str, line: str, title: str, mounts: dict[str, str], label: str | None,
                  owner: dict[str, str], listener: Listener = ignore) -> str:
     """One layer on ``image_id`` without a Dockerfile: a container (labelled ``owner``) runs the shell ``line``
@@ -391,7 +392,7 @@ def commit_layer(client: Any, image_id: str, line: str, title: str, mounts: dict
             image_id, ["/bin/sh", "-c", line], entrypoint=[], network_mode="host", labels=owner,
             volumes={host: {"bind": inside, "mode": "ro"} for host, inside in mounts.items()})
         progress.container = container.id
-        with _kill_when(stop, container):
+        with _on_stop(stop, lambda: _kill_quietly(container), "yolosnap-layer-stop"):
             container.start()
             for chunk in container.logs(stream=True, follow=True):
                 for text in chunk.decode("utf-8", "replace").splitlines():
@@ -437,30 +438,11 @@ def _layer_failed(container: Any, status: Any, title: str, progress: _Progress) 
     return BuildFailed(_failure(f"exit status {status}", title, progress.tail), step=title, log=list(progress.tail))
 
 
+def _kill_quietly(container: Any) -> None:
+    with contextlib.suppress(*STREAM_ERRORS):  # gone already, or the engine with it: the stop is reported anyway
+        container.kill()
+
+
 def _removed(title: str) -> EngineError:
     return EngineError(f"the container running '{title[:80]}' was killed or removed while it ran (a docker kill or "
                        "rm by someone else?); build again: the previous image is kept")
-
-
-@contextlib.contextmanager
-def _kill_when(stop: threading.Event | None, container: Any) -> Iterator[None]:
-    """While the block runs, a watcher kills ``container`` when ``stop`` is set (its log stream then ends)."""
-    if stop is None:
-        yield
-        return
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(STOP_POLL_S):
-            if stop.is_set():
-                with contextlib.suppress(*STREAM_ERRORS):
-                    container.kill()
-                return
-
-    watcher = threading.Thread(target=watch, name="yolosnap-layer-stop", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join(timeout=5)

@@ -17,9 +17,10 @@ import json
 import os
 import re
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..snapshot.store import write_atomic
 
 FOLDER = "yolosnap-kernels"
 MAX_BYTES = 64 * 1024
@@ -64,15 +65,7 @@ def write(kernel_id: str, info: dict[str, Any]) -> Path | None:
     if target is None:
         return None
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".record-", dir=target.parent)  # mkstemp: 0600 from the start
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({**info, "owner": owner()}, out)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomic(target, json.dumps({**info, "owner": owner()}), mode=0o600)
     return target
 
 
@@ -115,7 +108,7 @@ def records() -> list[tuple[Path, dict[str, Any] | None]]:
         entries = sorted(folder().iterdir())
     except FileNotFoundError:
         return []
-    return [(entry, read(entry)) for entry in entries if not entry.name.startswith(".record-")]
+    return [(entry, read(entry)) for entry in entries if not entry.name.startswith(".")]  # "." : a write under way
 
 
 def owner_alive(body: dict[str, Any]) -> bool:

@@ -13,10 +13,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from ..snapshot.store import write_atomic
 
 FOLDER = "yolosnap-builds"
 MAX_BYTES = 256 * 1024
@@ -37,6 +38,11 @@ def path(name: str, project: Path) -> Path:
     return folder() / f"{key}.json"
 
 
+def utc_iso(seconds: float | None = None) -> str:
+    """A time (now by default) as the panel reads it: ``2026-12-04T21:31:16Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def _line(text: str) -> str:
     return " ".join(str(text).split())[:MAX_MESSAGE]
 
@@ -47,16 +53,8 @@ def write(name: str, project: Path, digest: str | None, error: str, events: list
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tail = [{"kind": _line(e.get("kind", "")), "message": _line(e.get("message", ""))} for e in events[-TAIL_EVENTS:]]
     body = {"name": name, "project": str(project), "digest": digest, "state": "failed", "error": _line(error),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "events": tail}
-    fd, temp = tempfile.mkstemp(prefix=".record-", dir=target.parent)  # mkstemp: 0600 from the start
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(body, out)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+            "finished": utc_iso(), "events": tail}
+    write_atomic(target, json.dumps(body), mode=0o600)
     return target
 
 

@@ -120,9 +120,15 @@ class YolosnapHandler(APIHandler):
     def since(self) -> int:
         """``?since=N``: how many of the build's events the caller has seen."""
         since = self.get_query_argument("since", "0")
-        if not (since.isascii() and since.isdigit()) or len(since) > 9:
+        count = _count(since)
+        if count is None:
             raise web.HTTPError(400, f"since={since[:20]!r} must be a count of events already seen (0 or more)")
-        return int(since)
+        return count
+
+
+def _count(text: str) -> int | None:
+    """A count of events sent by a client (``since``, ``Last-Event-ID``): ASCII digits, at most nine; else None."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def summary(manifest: dict, image: ImageState, last_build: dict | None = None) -> dict:
@@ -232,15 +238,13 @@ class DiffHandler(YolosnapHandler):
         env = await kernel_environment(self.kernel_manager, kernel_id)
         manifest = await self.blocking(store.load, name)
         key = (str(store.project), name, manifest["digest"], env.python, env.stamp)
-        cached = self.diffs.get(key) if env.stamp else None
-        if cached is None:
-            result = await self.blocking(service.diff, name, None, env.python, store.project)
-            cached = _diff_reply(result)
+        body = self.diffs.get(key) if env.stamp else None
+        cached = body is not None
+        if not cached:
+            body = _diff_reply(await self.blocking(service.diff, name, None, env.python, store.project))
             if env.stamp:
-                self.diffs.put(key, cached)
-            self.reply({**cached, "cached": False})
-            return
-        self.reply({**cached, "cached": True})
+                self.diffs.put(key, body)
+        self.reply({**body, "cached": cached})
 
 
 def _history(store: Store, name: str) -> dict:
@@ -330,7 +334,8 @@ class BuildHandler(YolosnapHandler):
         self.reply(job.view())
 
 
-#: A stream with nothing new sends a comment this often, so proxies keep it open and a gone client is noticed.
+#: A stream with nothing new sends its state (the elapsed time moves) this often, so proxies keep it open and
+#: a gone client is noticed.
 KEEPALIVE_S = 15.0
 #: Events that arrive within this long of each other go out in one message (a pip log is many lines a second).
 BATCH_S = 0.1
@@ -347,31 +352,32 @@ class BuildEventsHandler(YolosnapHandler):
         store = self.store()
         validate_name(name)
         since = self.since()
-        last = self.request.headers.get("Last-Event-ID", "")
-        if last.isascii() and last.isdigit() and len(last) <= 9:
-            since = int(last)
+        resumed = _count(self.request.headers.get("Last-Event-ID", ""))
+        since = since if resumed is None else resumed
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # a reverse proxy must not hold the stream back
         job = self.jobs.get(name, store.project)
         try:
-            while True:
-                view = (job.view(since) if job is not None else
-                        self.jobs.view(name, store.project, await self.blocking(_digest, store, name), since))
-                since = view["next"]
-                self.write(f"id: {since}\ndata: {json.dumps(view)}\n\n")
-                await self.flush()
-                if view["state"] != BUILDING:
-                    break
-                await job.changed(since, KEEPALIVE_S)
-                if job.view(since)["next"] == since and job.state == BUILDING:
-                    self.write(": still building\n\n")
-                    await self.flush()
-                    continue
-                await asyncio.sleep(BATCH_S)
+            if job is None:  # no build of this server's: what GET .../build answers, as the one message
+                await self._send(self.jobs.view(name, store.project, await self.blocking(_digest, store, name),
+                                                since))
+            else:
+                while True:
+                    view = job.view(since)
+                    since = view["next"]
+                    await self._send(view)
+                    if view["state"] != BUILDING:
+                        break
+                    await job.changed(since, KEEPALIVE_S)
+                    await asyncio.sleep(BATCH_S)
         except StreamClosedError:  # the page went away: nothing to clean up, the build goes on
             return
         self.finish(set_content_type="text/event-stream")
+
+    async def _send(self, view: dict) -> None:
+        self.write(f"id: {view['next']}\ndata: {json.dumps(view)}\n\n")
+        await self.flush()
 
 
 def _restore(store: Store, name: str) -> dict:

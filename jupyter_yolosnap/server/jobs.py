@@ -193,8 +193,7 @@ class BuildJobs:
         if job is not None:
             if job.state != FAILED or job.reason == CANCELLED:
                 return None
-            return {"state": FAILED, "error": job.error or "", "finished": time.strftime(
-                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.ended_at or time.time()))}
+            return {"state": FAILED, "error": job.error or "", "finished": build_records.utc_iso(job.ended_at)}
         return build_records.summary(build_records.read(name, project, digest))
 
     def _run(self, job: Job) -> None:

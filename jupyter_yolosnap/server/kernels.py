@@ -22,12 +22,13 @@ EXPRESSION = "__import__('sys').executable"
 STAMP_EXPRESSION = ("[[p, __import__('os').stat(p).st_mtime_ns] for p in __import__('sys').path "
                     "if p.rstrip('/').endswith(('site-packages', 'dist-packages')) and __import__('os').path.isdir(p)]")
 
+CONTAINER_KERNEL_PREFIX = KERNEL_PREFIX
+
 
 class KernelEnvironment(NamedTuple):
     python: str
     #: The package folders' modification times; empty when the kernel did not tell them.
     stamp: tuple[tuple[str, int], ...]
-CONTAINER_KERNEL_PREFIX = KERNEL_PREFIX
 
 
 async def kernel_python(kernel_manager: Any, kernel_id: str | None, timeout: float = ASK_TIMEOUT_S) -> str:

@@ -257,12 +257,12 @@ def file_mode() -> int:
     return 0o644
 
 
-def _write_temp(folder: Path, text: str) -> str:
-    """A temp file beside the target, fsynced; mode 0666 less the umask (mkstemp's 0600 would hide history
-    from teammates)."""
+def _write_temp(folder: Path, text: str, mode: int | None = None) -> str:
+    """A temp file beside the target, fsynced; ``mode``, by default 0666 less the umask (mkstemp's 0600 would
+    hide history from teammates)."""
     fd, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
     try:
-        os.fchmod(fd, file_mode())
+        os.fchmod(fd, file_mode() if mode is None else mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -274,13 +274,14 @@ def _write_temp(folder: Path, text: str) -> str:
     return temp
 
 
-def write_atomic(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` in one step (temp file + rename, mode 0666 less the umask), only when it changed;
-    a link at ``path`` is replaced, never followed. Returns whether the file was written."""
+def write_atomic(path: Path, text: str, mode: int | None = None) -> bool:
+    """Write ``text`` to ``path`` in one step (temp file + rename; ``mode``, by default 0666 less the umask: 0600
+    for a record only its owner may read), only when it changed; a link at ``path`` is replaced, never followed.
+    The temp file's name starts with ``.`` and ends with ``.tmp``. Returns whether the file was written."""
     with contextlib.suppress(OSError, StoreError):
         if not path.is_symlink() and read_text(path) == text:
             return False
-    temp = _write_temp(path.parent, text)
+    temp = _write_temp(path.parent, text, mode)
     try:
         os.replace(temp, path)
     except BaseException:
