@@ -165,6 +165,10 @@ def test_build_events_are_streamed_as_they_happen(call, jp_fetch, jp_asyncio_loo
     chunks.clear()
     jp_asyncio_loop.run_until_complete(stream(**{"Last-Event-ID": "2"}))
     assert [e["message"] for _, v in _messages(chunks) for e in v["events"]] == ["RUN check"]
+    for bad in ("x", "-1", "²", "9" * 50, "1;2", "--x", "../1"):  # a junk Last-Event-ID is ignored: from ?since
+        chunks.clear()
+        jp_asyncio_loop.run_until_complete(stream(**{"Last-Event-ID": bad}))
+        assert len([e for _, v in _messages(chunks) for e in v["events"]]) == 3, bad
     for bad in ("x", "-1", "²", "9" * 50, "1;2"):
         reply = call("GET", "yolosnap", "snapshots", "live", "build", "events", status=400, path="proj", since=bad)
         assert "since=" in reply["message"] and "\n" not in reply["message"]
